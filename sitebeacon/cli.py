@@ -1,0 +1,174 @@
+"""The `sitebeacon` command: one subcommand per job, each a thin call into its module.
+
+Modules are imported inside the subcommands so that `sitebeacon js` does not pay for uvicorn
+or Playwright, and so that a missing optional extra only matters to the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sitebeacon import __version__
+from sitebeacon.config import Config, load_config
+from sitebeacon.errors import SitebeaconError
+
+
+def _config(args: argparse.Namespace, *search: Path) -> Config:
+    """--config wins; then sitebeacon.toml in each `search` dir; then the current directory."""
+    if args.config is not None:
+        return load_config(Path(args.config))
+    for directory in search:
+        if (directory / "sitebeacon.toml").is_file():
+            return load_config(directory / "sitebeacon.toml")
+    return load_config(None, Path.cwd())
+
+
+def cmd_js(args: argparse.Namespace) -> int:
+    from sitebeacon.generate import build_module, module_sizes
+
+    config = _config(args)
+    if args.sizes:
+        for name, size in module_sizes(config).items():
+            print(f"{name}\t{size}")
+    else:
+        sys.stdout.write(build_module(config))
+    return 0
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from sitebeacon.inject import inject_site
+
+    config = _config(args)
+    report = inject_site(Path(args.dir), config)
+    for line in report.summary_lines():
+        print(line)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from sitebeacon.build import build_site
+
+    src = Path(args.src)
+    config = _config(args, src)
+    out = Path(args.output) if args.output else src / "_site"
+    report = build_site(src, out, config)
+    for line in report.summary_lines():
+        print(line)
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    from sitebeacon.receiver import serve
+
+    serve(
+        db_url=args.db,
+        host=args.host,
+        port=args.port,
+        path=args.path,
+        allow_origins=list(args.allow_origin),
+        site_dir=Path(args.site) if args.site else None,
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sitebeacon.report import export_records
+
+    export_records(args.db, sys.stdout)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from sitebeacon.report import compute_stats, format_stats, stats_json
+
+    stats = compute_stats(args.db, include_bots=args.include_bots)
+    sys.stdout.write(stats_json(stats) if args.json else format_stats(stats))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from sitebeacon.verify import run_verify
+
+    site = Path(args.site_dir)
+    config = _config(args, site)
+    report = run_verify(site, config, browser=args.browser, throttle=args.throttle)
+    sys.stdout.write(report.to_json() if args.json else report.table())
+    return 0 if report.ok else 1
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sitebeacon", description="Reliable page-leave reporting for static sites."
+    )
+    parser.add_argument("--version", action="version", version=f"sitebeacon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", metavar="PATH", help="config file (default: sitebeacon.toml)")
+
+    js = add("js", "print the minified client module for the configuration")
+    with_config(js)
+    js.add_argument("--sizes", action="store_true", help="print raw, minified and gzip sizes")
+    js.set_defaults(func=cmd_js)
+
+    inject = add("inject", "add the client module to every HTML page of a built site")
+    inject.add_argument("dir", metavar="DIR")
+    with_config(inject)
+    inject.set_defaults(func=cmd_inject)
+
+    build = add("build", "render a Markdown site, then inject the client module")
+    build.add_argument("src", metavar="SRC")
+    build.add_argument("-o", "--output", metavar="OUT", help="output directory (default SRC/_site)")
+    with_config(build)
+    build.set_defaults(func=cmd_build)
+
+    receive = add("receive", "run the receiver that stores records")
+    receive.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8787)
+    receive.add_argument("--path", default="/collect")
+    receive.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN")
+    receive.add_argument("--site", metavar="DIR", help="also serve this built site (same origin)")
+    receive.set_defaults(func=cmd_receive)
+
+    export = add("export", "write every stored record as JSON lines")
+    export.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")
+    export.set_defaults(func=cmd_export)
+
+    stats = add("stats", "page views, leaves, outbound clicks and the transport mix")
+    stats.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")
+    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--include-bots", action="store_true")
+    stats.set_defaults(func=cmd_stats)
+
+    verify = add("verify", "drive Chromium through leave scenarios and report what arrived")
+    verify.add_argument("site_dir", metavar="SITE_DIR")
+    with_config(verify)
+    verify.add_argument("--browser", metavar="PATH")
+    verify.add_argument("--throttle", choices=["slow3g"])
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except SitebeaconError as error:
+        print(f"sitebeacon: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
