@@ -87,7 +87,7 @@ def _check_keys(source: str, table: dict[str, Any], allowed: tuple[str, ...], pr
     for key in table:
         if key not in allowed:
             raise ConfigError(
-                f"{source}: unknown key {prefix}{key!r}; allowed keys: "
+                f"{source}: unknown key {prefix + key!r}; allowed keys: "
                 + ", ".join(prefix + k for k in allowed)
             )
 
@@ -122,7 +122,9 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         ),
         respect_dnt=respect_dnt,
         ping_links=_check_choice(source, "ping.links", ping.get("links", "none"), PING_LINKS),
-        script_mode=_check_choice(source, "script.mode", script.get("mode", "inline"), SCRIPT_MODES),
+        script_mode=_check_choice(
+            source, "script.mode", script.get("mode", "inline"), SCRIPT_MODES
+        ),
         source=source,
     )
 
@@ -135,6 +137,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 ({error.reason})") from error
 
 
 def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
