@@ -1,0 +1,244 @@
+"""Where records land: the store interface, `open_store(url)`, and the SQLite store.
+
+A store only knows how to upsert a batch of validated rows in one transaction and how to read
+them back; batching many requests into one transaction is the writer's job (`writer.py`).
+Both stores keep the same columns, and `records()` returns the same dicts from either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from sitebeacon.errors import SitebeaconError
+from sitebeacon.records import Row
+
+log = logging.getLogger("sitebeacon.store")
+
+COLUMNS = Row._fields
+"""Column order of every insert: the fields of `Row`, so a row binds as it is."""
+
+READ_COLUMNS = ("id", "received_at", "type", "url", "referrer", "target", "transport",
+                "content_type", "fetch_mode", "seq", "ts", "data", "bot")
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    n INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    url TEXT NOT NULL,
+    referrer TEXT,
+    target TEXT,
+    transport TEXT,
+    content_type TEXT,
+    fetch_mode TEXT,
+    seq INTEGER NOT NULL DEFAULT 0,
+    ts INTEGER,
+    data TEXT,
+    bot INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+# A repeated id adds no row; a higher seq replaces the figures (protocol.md, "Repeats").
+UPSERT_TAIL = (
+    " ON CONFLICT (id) DO UPDATE SET data = excluded.data, ts = excluded.ts,"
+    " transport = excluded.transport, seq = excluded.seq WHERE excluded.seq > records.seq"
+)
+
+
+_CHUNK = 64
+"""Rows per INSERT: 64 x 13 parameters stays under the 999 of SQLite builds before 3.32."""
+
+
+class StoreError(Exception):
+    """The store failed for a reason of its own (disk, server): the receiver answers 503."""
+
+
+def iso_utc(moment: datetime) -> str:
+    """Both stores hand out received_at in this one form: `2024-05-01T12:00:00.123Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def row_dict(values: Sequence[Any]) -> dict[str, Any]:
+    """A stored row (in READ_COLUMNS order) as the dict other modules read."""
+    record = dict(zip(READ_COLUMNS, values, strict=True))
+    if isinstance(record["received_at"], datetime):
+        record["received_at"] = iso_utc(record["received_at"])
+    record["data"] = json.loads(record["data"]) if record["data"] is not None else None
+    record["bot"] = bool(record["bot"])
+    return record
+
+
+class Store(ABC):
+    """What the receiver and the reports need from a database."""
+
+    url: str
+    slow_writes = True
+    """Whether `add` may wait (on a network, a lock): then it never runs on the event loop."""
+
+    @abstractmethod
+    def add(self, rows: Sequence[Row]) -> None:
+        """Upsert `rows` and commit them in one transaction; raise StoreError on failure."""
+
+    @abstractmethod
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """Every committed record, oldest first, streamed (export of a large database)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many rows are stored."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every committed record as a dict (keys: READ_COLUMNS, data decoded, bot a bool)."""
+        return list(self.iter_records())
+
+    def flush(self) -> None:  # noqa: B027 - a no-op by design, not an abstract method
+        """`add` commits before it returns, so there is never anything left to flush here."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SQLiteStore(Store):
+    """One file in WAL mode: readers never block the writer, and commits need no fsync.
+
+    Checkpoints (copying the WAL into the database file, with fsync) run in a thread of their
+    own every half second instead of inside whichever commit crosses the WAL size limit, so
+    a commit never waits on the disk and can run on the event loop (`slow_writes = False`).
+    """
+
+    slow_writes = False
+    checkpoint_every = 0.5
+
+    def __init__(self, path: Path, url: str) -> None:
+        self.url = url
+        self.path = path
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL: a commit survives a crash of the process, fsync is left to checkpoints.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")
+            self._db.execute(SQLITE_SCHEMA)
+        except sqlite3.Error as error:
+            raise SitebeaconError(f"cannot open SQLite database {path}: {error}") from None
+        self._columns = ", ".join(COLUMNS)
+        self._statements: dict[int, str] = {}
+
+    def _upsert(self, count: int) -> str:
+        """One INSERT for `count` rows: a single step of SQLite, so the writer thread lets go
+        of the GIL once per chunk instead of once per row, and the event loop runs meanwhile."""
+        statement = self._statements.get(count)
+        if statement is None:
+            values = ", ".join(["(" + ", ".join("?" * len(COLUMNS)) + ")"] * count)
+            statement = f"INSERT INTO records ({self._columns}) VALUES {values}{UPSERT_TAIL}"
+            self._statements[count] = statement
+        return statement
+
+    def add(self, rows: Sequence[Row]) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="sitebeacon-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for start in range(0, len(rows), _CHUNK):
+                        chunk = rows[start:start + _CHUNK]
+                        self._db.execute(self._upsert(len(chunk)), list(chain.from_iterable(chunk)))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite write failed: {error}") from error
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        # A connection of its own: reading while the writer commits is what WAL is for.
+        reader = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            cursor = reader.execute(f"SELECT {', '.join(READ_COLUMNS)} FROM records ORDER BY n")
+            for values in cursor:
+                yield row_dict(values)
+        finally:
+            reader.close()
+
+    def count(self) -> int:
+        with self._lock:
+            (total,) = self._db.execute("SELECT count(*) FROM records").fetchone()
+        return int(total)
+
+    def _checkpoint_loop(self) -> None:
+        checkpoints = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.checkpoint_every):
+                try:
+                    # PASSIVE: copies what it can without blocking the writer or the readers.
+                    checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as error:  # the next one may well succeed
+                    log.warning("SQLite checkpoint failed: %s", error)
+        finally:
+            checkpoints.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+
+
+def _sqlite_path(url: str, *, create: bool) -> Path:
+    raw = url[len("sqlite:///"):]
+    if not raw or raw == ":memory:":
+        raise SitebeaconError(f"{url!r}: give a file, as sqlite:///relative.db or sqlite:////abs.db")
+    path = Path(raw)
+    if create:
+        if not path.parent.is_dir():
+            raise SitebeaconError(f"cannot create {path}: directory {path.parent} does not exist")
+    elif not path.is_file():
+        raise SitebeaconError(f"no database at {path} (wrong --db, or nothing received yet)")
+    return path
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """`sqlite:///rel.db`, `sqlite:////abs.db` or `postgresql://...`.
+
+    With `create=False` (export, stats) a missing SQLite file is an error rather than a new,
+    empty database that would hide a mistyped path.
+    """
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(_sqlite_path(url, create=create), url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from sitebeacon.pgstore import PostgresStore
+
+        return PostgresStore(url)
+    raise SitebeaconError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
