@@ -1,0 +1,543 @@
+"""Find Chromium and make it leave a page in each of the ways a reader does.
+
+`verify`, the end-to-end tests and `bench/delivery.py` all drive the same scenarios, so the
+drivers live here and only say what the browser did; deciding what should have arrived at the
+receiver is `verify.py`'s job.
+
+Three things about headless Chromium under Playwright shape the drivers (all checked by
+tests/test_e2e.py):
+
+- Playwright launches Chromium with `--disable-back-forward-cache`; scenario 7 needs the cache,
+  so that switch is dropped (`IGNORED_DEFAULT_ARGS`).
+- Playwright turns on CDP focus emulation for every page it attaches to, which holds the page
+  "visible" whatever tab is in front, so no Playwright-driven page ever fires visibilitychange
+  to hidden. Scenario 6 therefore runs in a Chromium that Playwright does not attach to,
+  driven over raw CDP (`RawChromium`): a second tab opened in front of the page with
+  `Target.createTarget(newWindow=false)` makes it really hidden.
+- `Page.crash` never answers, so the drivers are async and do not wait for its reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sitebeacon.errors import SitebeaconError
+
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
+INSTALL_HINT = "install one (Debian/Ubuntu: apt-get install chromium) or pass --browser PATH"
+
+# Names other than loopback resolve to nothing: an outbound click starts a real navigation that
+# ends on an error page, and no request ever leaves the machine.
+HOST_RULES = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    HOST_RULES,
+)
+IGNORED_DEFAULT_ARGS = ("--disable-back-forward-cache",)
+
+# Chrome DevTools' "Slow 3G" preset (renamed "3G" in 2024), as defined in
+# ChromeDevTools/devtools-frontend front_end/core/sdk/NetworkManager.ts, Slow3GConditions:
+#   download: 500 * 1000 / 8 * .8, upload: 500 * 1000 / 8 * .8, latency: 400 * 5
+# i.e. 400 kbit/s each way (50,000 bytes/s) and 2,000 ms of added latency per request.
+SLOW_3G: dict[str, Any] = {
+    "offline": False,
+    "latency": 400 * 5,
+    "downloadThroughput": 500 * 1000 / 8 * 0.8,
+    "uploadThroughput": 500 * 1000 / 8 * 0.8,
+}
+THROTTLES: dict[str, dict[str, Any]] = {"slow3g": SLOW_3G}
+
+# Set on the page before it is left in scenario 7: still there after going back means the very
+# same document came back from the back-forward cache.
+BFCACHE_MARK = "__sitebeaconVerifyMark"
+
+# How long scenario 6 keeps the page hidden before closing it.
+HIDDEN_DWELL = 0.5
+
+Ready = Callable[[str, int], Awaitable[None]]
+"""`ready(url, pageviews)`: wait until the page at `url` has settled (its n-th page view stored)."""
+
+
+def find_browser(path: str | None = None) -> str:
+    """The Chromium to drive: `path` when given, else the first of BROWSER_NAMES on PATH."""
+    if path is not None:
+        candidate = Path(path)
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+        found = shutil.which(path)
+        if found is not None:
+            return found
+        raise SitebeaconError(f"--browser {path}: no such executable file")
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise SitebeaconError(
+        f"no Chromium found on PATH (looked for {', '.join(BROWSER_NAMES)}); {INSTALL_HINT}"
+    )
+
+
+def browser_version(executable: str) -> str:
+    """`Chromium 156.0...` as the browser prints it, or "" when it will not say."""
+    try:
+        result = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
+
+
+def throttle_conditions(name: str | None) -> dict[str, Any] | None:
+    """CDP `Network.emulateNetworkConditions` parameters for a --throttle name."""
+    if name is None:
+        return None
+    if name not in THROTTLES:
+        raise SitebeaconError(f"unknown throttle {name!r}; known: {', '.join(THROTTLES)}")
+    return THROTTLES[name]
+
+
+def _async_playwright() -> Any:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        raise SitebeaconError(
+            "driving Chromium needs Playwright for Python: pip install 'sitebeacon[verify]'"
+        ) from None
+    return async_playwright
+
+
+# --- raw CDP, for the one thing Playwright cannot do (see the module docstring) ---------------
+
+
+class CdpError(Exception):
+    """An error answer from Chromium over CDP."""
+
+
+class RawChromium:
+    """A Chromium process of our own, driven over its DevTools WebSocket."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self._profile = Path(tempfile.mkdtemp(prefix="sitebeacon-chromium-"))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    async def start(self, timeout: float = 30) -> None:
+        from websockets.asyncio.client import connect
+
+        profile = self._profile
+        self._process = subprocess.Popen(
+            [
+                self.executable,
+                "--headless",
+                *LAUNCH_ARGS,
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Chromium writes the port it picked, then the browser endpoint's path, to this file.
+        active = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = active.read_text().split() if active.is_file() else []
+            if len(lines) >= 2:
+                break
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                await self.close()
+                raise SitebeaconError(f"{self.executable} did not start (remote debugging)")
+            await asyncio.sleep(0.05)
+        self._socket = await connect(f"ws://127.0.0.1:{lines[0]}{lines[1]}", max_size=None)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self._socket:
+                message = json.loads(raw)
+                waiter = self._waiting.pop(message.get("id", -1), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+                elif "method" in message:
+                    for listener in list(self._listeners):
+                        listener(message)
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(CdpError("the browser connection closed"))
+
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session: str | None = None,
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        number = next(self._ids)
+        message: dict[str, Any] = {"id": number, "method": method, "params": params or {}}
+        if session is not None:
+            message["sessionId"] = session
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[number] = waiter
+        await self._socket.send(json.dumps(message))
+        answer = await asyncio.wait_for(waiter, timeout)
+        if "error" in answer:
+            raise CdpError(f"{method}: {answer['error'].get('message', answer['error'])}")
+        result: dict[str, Any] = answer.get("result", {})
+        return result
+
+    def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        self._listeners.append(listener)
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self.call("Browser.close", timeout=5)
+            with contextlib.suppress(Exception):
+                await self._socket.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        # Chromium's helper processes may still write to the profile for a moment after exit.
+        for _ in range(50):
+            shutil.rmtree(self._profile, ignore_errors=True)
+            if not self._profile.exists():
+                break
+            await asyncio.sleep(0.1)
+
+
+# --- the scenarios -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """Where the scenarios go: the page they start on and the links they follow."""
+
+    base: str  # http://127.0.0.1:PORT
+    start_path: str  # the page every scenario starts on, e.g. "/about/"
+    other_path: str  # another page of the site (scenarios 1, 3, 7)
+    internal_href: str | None  # the href, as written, of a link on the start page to other_path
+    outbound_href: str | None  # the href of a link on the start page to another origin
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+@dataclass
+class Outcome:
+    """What the browser did in one scenario, besides the requests it sent."""
+
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # the scenario did not happen as meant
+    page_errors: list[str] = field(default_factory=list)  # exceptions seen by the page
+    console_errors: list[str] = field(default_factory=list)
+
+
+def _link_selector(href: str) -> str:
+    return "a[href=" + json.dumps(href) + "]"
+
+
+class Driver:
+    """Runs scenarios 1-9 against a served site; one shared browser, a fresh context each."""
+
+    def __init__(
+        self,
+        executable: str,
+        plan: SitePlan,
+        ready: Ready,
+        *,
+        throttle: str | None = None,
+        timeout: float = 30,
+    ) -> None:
+        self.executable = executable
+        self.plan = plan
+        self.ready = ready
+        self.conditions = throttle_conditions(throttle)
+        self.timeout_ms = timeout * 1000 * (3 if self.conditions else 1)
+        self._manager: Any = None
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._raw: RawChromium | None = None
+
+    async def __aenter__(self) -> Driver:
+        self._manager = _async_playwright()()
+        self._playwright = await self._manager.__aenter__()
+        try:
+            self._browser = await self._launch()
+        except BaseException:
+            await self._manager.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._raw is not None:
+                await self._raw.close()
+            if self._browser is not None:
+                with contextlib.suppress(Exception):
+                    await self._browser.close()
+        finally:
+            await self._manager.__aexit__(None, None, None)
+
+    async def _launch(self) -> Any:
+        try:
+            return await self._playwright.chromium.launch(
+                executable_path=self.executable,
+                args=list(LAUNCH_ARGS),
+                ignore_default_args=list(IGNORED_DEFAULT_ARGS),
+                headless=True,
+            )
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise SitebeaconError(f"cannot launch {self.executable}: {first}") from None
+
+    @contextlib.asynccontextmanager
+    async def scenario(
+        self, number: int, url: str, outcome: Outcome | None = None
+    ) -> AsyncIterator[Outcome]:
+        """Leave the page at `url` the scenario's way; the caller checks the receiver inside.
+
+        What the browser did is collected in `outcome` (a new one when not given), even when
+        the scenario fails half-way.
+        """
+        outcome = Outcome() if outcome is None else outcome
+        if number == 6:
+            async with self._hidden_tab(url, outcome):
+                yield outcome
+            return
+        browser = await self._launch() if number == 9 else self._browser
+        context = await browser.new_context()
+        try:
+            page = await self._open(context, url, outcome)
+            await getattr(self, f"_scenario_{number}")(page, url, outcome)
+            yield outcome
+        finally:
+            with contextlib.suppress(Exception):
+                await context.close()
+            if number == 9:
+                with contextlib.suppress(Exception):
+                    await browser.close()
+
+    async def _open(self, context: Any, url: str, outcome: Outcome) -> Any:
+        page = await context.new_page()
+        self._watch(page, outcome)
+        if self.conditions is not None:
+            session = await context.new_cdp_session(page)
+            await session.send("Network.emulateNetworkConditions", self.conditions)
+        await page.goto(url, wait_until="load", timeout=self.timeout_ms)
+        await self.ready(url, 1)
+        return page
+
+    def _watch(self, page: Any, outcome: Outcome) -> None:
+        page.on("pageerror", lambda error: outcome.page_errors.append(str(error)))
+
+        def on_console(message: Any) -> None:
+            if message.type == "error":
+                outcome.console_errors.append(message.text)
+
+        page.on("console", on_console)
+
+    async def _click(self, page: Any, href: str) -> None:
+        """A real mouse click on the link; a script click if it cannot be clicked (hidden)."""
+        link = page.locator(_link_selector(href)).first
+        try:
+            await link.click(timeout=5000, no_wait_after=True)
+        except Exception:
+            await link.evaluate("a => a.click()")
+
+    async def _left(self, page: Any, url: str) -> None:
+        """Wait until the tab has committed to something other than `url`."""
+        await page.wait_for_url(
+            lambda now: now != url, wait_until="commit", timeout=self.timeout_ms
+        )
+
+    async def _close(self, page: Any) -> None:
+        await page.close(run_before_unload=False)
+
+    async def _scenario_1(self, page: Any, url: str, outcome: Outcome) -> None:
+        if self.plan.internal_href is None:
+            outcome.notes.append("no link to another page: navigated by script instead")
+            await page.evaluate("to => { location.href = to }", self.plan.url(self.plan.other_path))
+        else:
+            await self._click(page, self.plan.internal_href)
+        await self._left(page, url)
+        await page.wait_for_load_state("load", timeout=self.timeout_ms)
+        await self._close(page)
+
+    async def _scenario_2(self, page: Any, url: str, outcome: Outcome) -> None:
+        href = self.plan.outbound_href
+        if href is None:
+            href = "https://outbound.sitebeacon.invalid/"
+            outcome.notes.append(f"no outbound link on the page: added one to {href}")
+            await page.evaluate(
+                """to => { const a = document.createElement("a"); a.href = to;
+                a.textContent = "outbound"; document.body.prepend(a) }""",
+                href,
+            )
+        await self._click(page, href)
+        # The navigation ends on Chromium's error page (HOST_RULES): wait for that commit.
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        while page.url == url and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if page.url == url:
+            outcome.failures.append("clicking the outbound link did not navigate")
+        await self._close(page)
+
+    async def _scenario_3(self, page: Any, url: str, outcome: Outcome) -> None:
+        await page.evaluate("to => { location.href = to }", self.plan.url(self.plan.other_path))
+        await self._left(page, url)
+        await page.wait_for_load_state("load", timeout=self.timeout_ms)
+        await self._close(page)
+
+    async def _scenario_4(self, page: Any, url: str, outcome: Outcome) -> None:
+        await page.reload(wait_until="load", timeout=self.timeout_ms)
+        await self.ready(url, 2)
+        await self._close(page)
+
+    async def _scenario_5(self, page: Any, url: str, outcome: Outcome) -> None:
+        await self._close(page)
+
+    async def _scenario_7(self, page: Any, url: str, outcome: Outcome) -> None:
+        await page.evaluate(f"() => {{ window.{BFCACHE_MARK} = 1 }}")
+        if self.plan.internal_href is None:
+            await page.evaluate("to => { location.href = to }", self.plan.url(self.plan.other_path))
+        else:
+            await self._click(page, self.plan.internal_href)
+        await self._left(page, url)
+        await page.wait_for_load_state("load", timeout=self.timeout_ms)
+        # "commit": a page restored from the cache fires no load event.
+        await page.go_back(wait_until="commit", timeout=self.timeout_ms)
+        await page.wait_for_url(url, wait_until="commit", timeout=self.timeout_ms)
+        restored = await page.evaluate(f"() => window.{BFCACHE_MARK} === 1")
+        if restored:
+            outcome.notes.append("came back from the back-forward cache (same document)")
+        else:
+            outcome.failures.append("the page was not restored from the back-forward cache")
+        await self.ready(url, 2)
+        await self._close(page)
+
+    async def _scenario_8(self, page: Any, url: str, outcome: Outcome) -> None:
+        session = await page.context.new_cdp_session(page)
+        crashed = asyncio.get_running_loop().create_future()
+
+        def on_crash(_: Any) -> None:
+            if not crashed.done():
+                crashed.set_result(None)
+
+        page.once("crash", on_crash)
+        # Page.crash never answers: fire it and wait for Playwright's crash event instead.
+        request = asyncio.ensure_future(session.send("Page.crash"))
+        try:
+            await asyncio.wait_for(crashed, self.timeout_ms / 1000)
+        except TimeoutError:
+            outcome.failures.append("the renderer did not crash")
+        finally:
+            request.cancel()
+            with contextlib.suppress(BaseException):
+                await request
+
+    async def _scenario_9(self, page: Any, url: str, outcome: Outcome) -> None:
+        # This scenario has a browser of its own; close it with the page still open.
+        await page.context.browser.close()
+
+    @contextlib.asynccontextmanager
+    async def _hidden_tab(self, url: str, outcome: Outcome) -> AsyncIterator[None]:
+        """Scenario 6 over raw CDP: open a tab in front of the page, then close the page."""
+        if self._raw is None:
+            self._raw = RawChromium(self.executable)
+            await self._raw.start()
+        raw = self._raw
+        context = (await raw.call("Target.createBrowserContext"))["browserContextId"]
+        target = (
+            await raw.call(
+                "Target.createTarget", {"url": "about:blank", "browserContextId": context}
+            )
+        )["targetId"]
+        session = (await raw.call("Target.attachToTarget", {"targetId": target, "flatten": True}))[
+            "sessionId"
+        ]
+        loaded = asyncio.Event()
+
+        def on_event(message: dict[str, Any]) -> None:
+            if message.get("sessionId") != session:
+                return
+            method, params = message["method"], message.get("params", {})
+            if method == "Page.loadEventFired":
+                loaded.set()
+            elif method == "Runtime.exceptionThrown":
+                details = params.get("exceptionDetails", {})
+                text = details.get("exception", {}).get("description") or details.get("text")
+                outcome.page_errors.append(str(text))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                outcome.console_errors.append(
+                    " ".join(
+                        str(arg.get("value", arg.get("description", "")))
+                        for arg in params.get("args", [])
+                    )
+                )
+
+        raw.listen(on_event)
+        try:
+            for method in ("Page.enable", "Runtime.enable", "Network.enable"):
+                await raw.call(method, session=session)
+            if self.conditions is not None:
+                await raw.call("Network.emulateNetworkConditions", self.conditions, session)
+            await raw.call("Page.navigate", {"url": url}, session)
+            await asyncio.wait_for(loaded.wait(), self.timeout_ms / 1000)
+            await self.ready(url, 1)
+            # A second tab of the same window comes to the front: the page becomes hidden.
+            await raw.call(
+                "Target.createTarget",
+                {
+                    "url": "about:blank",
+                    "browserContextId": context,
+                    "newWindow": False,
+                },
+            )
+            state = await raw.call(
+                "Runtime.evaluate", {"expression": "document.visibilityState"}, session
+            )
+            visibility = state.get("result", {}).get("value")
+            if visibility == "hidden":
+                outcome.notes.append("hidden by another tab in front (visibilityState hidden)")
+            else:
+                outcome.failures.append(f"the page did not become hidden ({visibility})")
+            await asyncio.sleep(HIDDEN_DWELL)  # the reader looks at the other tab a while
+            await raw.call("Target.closeTarget", {"targetId": target})
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await raw.call("Target.disposeBrowserContext", {"browserContextId": context})
