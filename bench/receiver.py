@@ -1,7 +1,7 @@
 """Receiver throughput: `sitebeacon receive` with SQLite against the same uvicorn answering a
 bare 204, driven by wrk, in one run.
 
-    python bench/receiver.py [--duration 10] [--connections 64] [--rounds 3]
+    python bench/receiver.py [--duration 10] [--connections 64] [--rounds 3] [--ids random]
 
 Each round runs, one after the other, three servers on the same uvicorn configuration
 (`sitebeacon.receiver.uvicorn_config`), each in its own process:
@@ -11,7 +11,9 @@ Each round runs, one after the other, three servers on the same uvicorn configur
 - stored: the real `sitebeacon receive --db sqlite:///...` (group commit, 204 after commit).
 
 wrk (Debian's) sends one valid record per request, each with its own id (a per-thread
-counter in Lua). Its `response()` hook counts 204 answers per thread; `done()` sums them.
+counter in Lua; with `--ids random`, behind a random prefix, as the client module's ids are:
+a harder case for the store, whose unique index on id then takes inserts all over). Its
+`response()` hook counts 204 answers per thread; `done()` sums them.
 After the stored run the server gets SIGTERM and the rows in the SQLite file are counted:
 every 204 must be a row. wrk stops at the deadline without reading the answers still in
 flight, so a few more rows than 204s (at most one per connection) are expected, never fewer.
@@ -48,13 +50,14 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
+  math.randomseed(os.time() * 100 + tid)
   n = 0
   ok = 0
   other = 0
 end
 function request()
   n = n + 1
-  local body = '{"v":1,"id":"b' .. tid .. '-' .. n .. '","type":"leave","url":"https://site.example/page'
+  local body = '{"v":1,"id":"' .. ID .. '","type":"leave","url":"https://site.example/page'
     .. (n % 50) .. '","ts":1700000000000,"transport":"beacon","seq":0,"data":{"visible_ms":'
     .. n .. '}}'
   return wrk.format("POST", nil, HEADERS, body)
@@ -79,6 +82,16 @@ end
     'x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36", '
     '["Sec-Fetch-Mode"]="no-cors"}',
 )
+
+IDS = {
+    # b<thread>-<n>: each new id sorts next to the last one, so the unique index on id grows at
+    # its end, as it would for time-ordered ids.
+    "sequential": "'b' .. tid .. '-' .. n",
+    # Like the client module's ids (random base-36 text first): every insert lands on a random
+    # page of that index, so each transaction writes many more pages.
+    "random": "string.format('%08x%06x', math.random(0, 0x7fffffff), math.random(0, 0xffffff))"
+              " .. 'b' .. tid .. '-' .. n",
+}
 
 SERVERS = ("bare", "parse", "stored")
 
@@ -202,6 +215,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ids", choices=sorted(IDS), default="sequential",
+                        help="how the record ids wrk sends are made (default: sequential)")
     parser.add_argument("--serve", choices=["bare", "parse"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,12 +228,12 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="sitebeacon-bench-lua-"))
     script = workdir / "records.lua"
-    script.write_text(LUA)
+    script.write_text(LUA.replace("ID", IDS[args.ids]))
     warm_script = workdir / "warm.lua"
     warm_script.write_text(LUA.replace("https://site.example/page", "https://warm.example/page")
-                           .replace('"id":"b', '"id":"w'))
+                           .replace("ID", "'w' .. tid .. '-' .. n"))
     print(f"wrk: {args.threads} thread(s), {args.connections} connections, {args.duration:g} s "
-          f"per run, {args.rounds} round(s); {os.cpu_count()} CPUs; load average "
+          f"per run, {args.rounds} round(s), {args.ids} ids; {os.cpu_count()} CPUs; load average "
           f"{os.getloadavg()[0]:.2f}")
     runs: dict[str, list[Run]] = {server: [] for server in SERVERS}
     ratios: list[float] = []

@@ -109,6 +109,24 @@ async def _answer(send: Send, status: int, body: bytes = b"", headers: Headers =
     await send({"type": "http.response.body", "body": body})
 
 
+class _Profile:
+    """What a request's Content-Type, User-Agent and Sec-Fetch-Mode say, decoded once; `meta`
+    is rebuilt only when the clock has moved on (at most once a millisecond)."""
+
+    __slots__ = ("kind", "meta")
+
+    def __init__(self, content_type: bytes | None, agent: bytes | None,
+                 fetch_mode: bytes | None) -> None:
+        content_text = _text(content_type, 128) if content_type is not None else None
+        self.kind = media_type(content_text)
+        self.meta = Meta(
+            "",
+            content_text,
+            _text(fetch_mode, 32) if fetch_mode is not None else None,
+            is_bot(_text(agent, 512)) if agent is not None else True,
+        )
+
+
 class Receiver:
     """The ASGI application returned by `create_app`; `close()` commits what was accepted."""
 
@@ -127,10 +145,10 @@ class Receiver:
         self.allow_any = "*" in origins
         self.allowed = frozenset(origins - {"*"})
         self.clock = _Clock()
-        # Few distinct Content-Type values reach a receiver: decode each once.
-        self._content_types: dict[bytes | None, tuple[str | None, str]] = {}
-        self._bots: dict[bytes | None, bool] = {}
-        self._modes: dict[bytes | None, str] = {}
+        # Few distinct (Content-Type, User-Agent, Sec-Fetch-Mode) reach a receiver, and few
+        # (Origin, Host): each is decoded and judged once (bounded caches, see `_remember`).
+        self._profiles: dict[tuple[bytes | None, bytes | None, bytes | None], _Profile] = {}
+        self._origins: dict[tuple[bytes, bytes | None], tuple[bool, Headers]] = {}
         self.static: ASGIApp | None = None
         if site_dir is not None:
             if not Path(site_dir).is_dir():
@@ -142,16 +160,90 @@ class Receiver:
             self.static = ExceptionMiddleware(StaticFiles(directory=site_dir, html=True))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The collect path is the hot path: one request, usually one record. It is written
+        out here, flat, rather than in a method of its own: one coroutine per request fewer."""
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self._other(scope, receive, send)
+            return
+        try:
+            headers = dict(scope["headers"])  # names are lower-case in ASGI; the last one wins
+            if scope["method"] != "POST":
+                await self._not_post(scope["method"], headers, send)
+                return
+            origin = headers.get(b"origin")
+            cors: Headers = ()
+            if origin is not None:
+                allowed, cors = self._cors(origin, headers.get(b"host"))
+                if not allowed:
+                    await _answer(send, 403, b"origin not allowed", [(b"vary", b"Origin")])
+                    return
+            key = (headers.get(b"content-type"), headers.get(b"user-agent"),
+                   headers.get(b"sec-fetch-mode"))
+            profile = self._profiles.get(key)
+            if profile is None:
+                profile = _Profile(*key)
+                _remember(self._profiles, key, profile)
+            kind = profile.kind
+            if kind not in CONTENT_TYPES:
+                await _answer(send, 415, b"unsupported Content-Type", cors)
+                return
+            length = headers.get(b"content-length")
+            if length is not None and (len(length) > 9 or not length.isdigit()
+                                       or int(length) > MAX_BODY):
+                if length.isdigit():
+                    await _answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
+                else:
+                    await _answer(send, 400, b"bad Content-Length", cors)
+                return
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body: bytes = message.get("body", b"")
+            if message.get("more_body", False):
+                rest = await self._read_rest(receive, body)
+                if rest is None:
+                    return
+                body = rest
+                if len(body) > MAX_BODY:
+                    await _answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
+                    return
+
+            now = self.clock.now()
+            meta = profile.meta
+            if meta.received_at is not now:  # the clock hands out one string per millisecond
+                meta = profile.meta = meta._replace(received_at=now)
+            try:
+                if kind == PING_TYPE:
+                    parsed = self._ping(headers, origin, meta)
+                else:
+                    parsed = parse_body(kind, body, meta)
+            except BodyError as error:
+                await _answer(send, error.status, error.reason.encode(), cors)
+                return
+
+            if parsed.rows:
+                try:
+                    await self.writer.submit(parsed.rows)
+                except StoreError:
+                    await _answer(send, 503, b"storage unavailable, retry later",
+                                  [*cors, (b"retry-after", b"5")])
+                    return
+            if parsed.rejected:
+                extra = [*cors, JSON] if parsed.batch else cors
+                await _answer(send, 400, parsed.rejection_json(), extra)
+                return
+            await send({"type": "http.response.start", "status": 204, "headers": cors})
+            await send(EMPTY_BODY)
+        except Exception:  # a bug of ours must not become a 5xx for a client's request
+            log.exception("unexpected error on %s", self.path)
+            with contextlib.suppress(Exception):  # fails only if the answer had begun
+                await _answer(send, 400, b"request not understood")
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Everything but the collect path: the site (if served), lifespan, websockets."""
         kind = scope["type"]
         if kind == "http":
-            if scope["path"] == self.path:
-                try:
-                    await self._collect(scope, receive, send)
-                except Exception:  # a bug of ours must not become a 5xx for a client's request
-                    log.exception("unexpected error on %s", self.path)
-                    with contextlib.suppress(Exception):  # fails only if the answer had begun
-                        await _answer(send, 400, b"request not understood")
-            elif self.static is not None:
+            if self.static is not None:
                 await self.static(scope, receive, send)
             else:
                 await _answer(send, 404, b"not found")
@@ -176,7 +268,16 @@ class Receiver:
                 return
 
     def _cors(self, origin: bytes, host: bytes | None) -> tuple[bool, Headers]:
-        """(allowed?, headers to add to the answer)."""
+        """(allowed?, headers to add to the answer), judged once per (Origin, Host)."""
+        key = (origin, host)
+        verdict = self._origins.get(key)
+        if verdict is None:
+            allowed, headers = self._judge_origin(origin, host)
+            verdict = (allowed, tuple(headers))  # shared by many answers: immutable
+            _remember(self._origins, key, verdict)
+        return verdict
+
+    def _judge_origin(self, origin: bytes, host: bytes | None) -> tuple[bool, Headers]:
         text = _text(origin, 300).strip().lower()
         if text in self.allowed or (self.allow_any and text != "null"):
             return True, [
@@ -192,92 +293,19 @@ class Receiver:
         same = _host_port(authority, scheme) == _host_port(_text(host, 300), scheme)
         return same, []
 
-    async def _collect(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The hot path: one request, usually one record. Kept flat on purpose."""
-        headers = dict(scope["headers"])  # names are lower-case in ASGI; the last one wins
-        if scope["method"] != "POST":
-            await self._not_post(scope["method"], headers, send)
-            return
-        origin = headers.get(b"origin")
-        cors: Headers = ()
-        if origin is not None:
-            allowed, cors = self._cors(origin, headers.get(b"host"))
-            if not allowed:
-                await _answer(send, 403, b"origin not allowed", [(b"vary", b"Origin")])
-                return
-        content_type = headers.get(b"content-type")
-        known = self._content_types.get(content_type)
-        if known is None:
-            text = _text(content_type, 128) if content_type is not None else None
-            known = (text, media_type(text))
-            _remember(self._content_types, content_type, known)
-        content_text, kind = known
-        if kind not in CONTENT_TYPES:
-            await _answer(send, 415, b"unsupported Content-Type", cors)
-            return
-        length = headers.get(b"content-length")
-        if length is not None and (len(length) > 9 or not length.isdigit()
-                                   or int(length) > MAX_BODY):
-            if length.isdigit():
-                await _answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
-            else:
-                await _answer(send, 400, b"bad Content-Length", cors)
-            return
-        message = await receive()
-        if message["type"] != "http.request":
-            return  # the client went away
-        body: bytes = message.get("body", b"")
-        if message.get("more_body", False):
-            rest = await self._read_rest(receive, body)
-            if rest is None:
-                return
-            body = rest
-            if len(body) > MAX_BODY:
-                await _answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
-                return
-
-        agent = headers.get(b"user-agent")
-        bot = self._bots.get(agent)
-        if bot is None:
-            bot = is_bot(_text(agent, 512)) if agent is not None else True
-            _remember(self._bots, agent, bot)
-        fetch_mode = headers.get(b"sec-fetch-mode")
-        mode = self._modes.get(fetch_mode)
-        if mode is None and fetch_mode is not None:
-            mode = _text(fetch_mode, 32)
-            _remember(self._modes, fetch_mode, mode)
-        meta = Meta(self.clock.now(), content_text, mode, bot)
-        try:
-            if kind == PING_TYPE:
-                # An https page pinging another origin sends no Ping-From (HTML spec): the
-                # Referer, else the Origin, still says which site the click was on.
-                ping_from = headers.get(b"ping-from") or headers.get(b"referer") or origin
-                ping_to = headers.get(b"ping-to")
-                row = ping_row(
-                    _text(ping_from, 4096) if ping_from is not None else None,
-                    _text(ping_to, 4096) if ping_to is not None else None,
-                    meta,
-                )
-                parsed = Parsed([row], [], False)
-            else:
-                parsed = parse_body(kind, body, meta)
-        except BodyError as error:
-            await _answer(send, error.status, error.reason.encode(), cors)
-            return
-
-        if parsed.rows:
-            try:
-                await self.writer.submit(parsed.rows)
-            except StoreError:
-                await _answer(send, 503, b"storage unavailable, retry later",
-                              [*cors, (b"retry-after", b"5")])
-                return
-        if parsed.rejected:
-            extra = [*cors, JSON] if parsed.batch else cors
-            await _answer(send, 400, parsed.rejection_json(), extra)
-            return
-        await send({"type": "http.response.start", "status": 204, "headers": cors})
-        await send(EMPTY_BODY)
+    @staticmethod
+    def _ping(headers: dict[bytes, bytes], origin: bytes | None, meta: Meta) -> Parsed:
+        """An `<a ping>`: its record is in the headers, not the body."""
+        # An https page pinging another origin sends no Ping-From (HTML spec): the Referer,
+        # else the Origin, still says which site the click was on.
+        ping_from = headers.get(b"ping-from") or headers.get(b"referer") or origin
+        ping_to = headers.get(b"ping-to")
+        row = ping_row(
+            _text(ping_from, 4096) if ping_from is not None else None,
+            _text(ping_to, 4096) if ping_to is not None else None,
+            meta,
+        )
+        return Parsed([row], [], False)
 
     async def _not_post(self, method: str, headers: dict[bytes, bytes], send: Send) -> None:
         """A preflight (OPTIONS) for an allowed origin, or 405."""

@@ -117,6 +117,10 @@ class Store(ABC):
         self.close()
 
 
+# After a checkpoint restarts the log, SQLite truncates the -wal file down to this size.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 class SQLiteStore(Store):
     """One file in WAL mode: readers never block the writer, and commits need no fsync.
 
@@ -127,6 +131,7 @@ class SQLiteStore(Store):
 
     slow_writes = False
     checkpoint_every = 0.5
+    wal_restart_frames = 4096  # 16 MiB of 4 KiB pages
 
     def __init__(self, path: Path, url: str) -> None:
         self.url = url
@@ -141,6 +146,7 @@ class SQLiteStore(Store):
             # WAL + NORMAL: a commit survives a crash of the process, fsync is left to checkpoints.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(SQLITE_SCHEMA)
         except sqlite3.Error as error:
             raise SitebeaconError(f"cannot open SQLite database {path}: {error}") from None
@@ -194,11 +200,18 @@ class SQLiteStore(Store):
 
     def _checkpoint_loop(self) -> None:
         checkpoints = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        checkpoints.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         try:
             while not self._stop.wait(self.checkpoint_every):
                 try:
                     # PASSIVE: copies what it can without blocking the writer or the readers.
-                    checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _, frames, _ = checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > self.wal_restart_frames:
+                        # Under sustained writes a passive checkpoint never catches up and the
+                        # log only grows (about 1 GB a minute at full load); hold the writer for
+                        # one RESTART so the log starts again from its beginning.
+                        with self._lock:
+                            checkpoints.execute("PRAGMA wal_checkpoint(RESTART)")
                 except sqlite3.Error as error:  # the next one may well succeed
                     log.warning("SQLite checkpoint failed: %s", error)
         finally:

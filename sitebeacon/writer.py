@@ -31,6 +31,17 @@ log = logging.getLogger("sitebeacon.writer")
 _Job = tuple[Sequence[Row], "asyncio.Future[None]"]
 _STOP = object()
 
+GATHER_TURNS = 4
+"""How many event-loop turns a batch may wait for more requests (SQLite, in-loop mode).
+
+Each turn polls the sockets once more, so the requests that arrived meanwhile join the batch;
+the batch is committed as soon as a turn brings nothing new, or after this many turns. Under
+load that makes batches of about one request per connection instead of about a third of that,
+which cuts SQLite's cost per record by a third or more (fewer, larger transactions). An idle
+receiver commits one turn later than it would without this: a turn with nothing to do takes
+microseconds.
+"""
+
 
 class GroupCommitWriter:
     """All writes to `store` go through here; `submit` is called on the event loop."""
@@ -42,6 +53,8 @@ class GroupCommitWriter:
         self._pending: list[_Job] = []
         self._busy = False  # a batch is being committed (event-loop state)
         self._scheduled = False
+        self._turns = 0  # loop turns the pending batch has waited so far
+        self._gathered = 0  # its size at the last turn
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -136,6 +149,14 @@ class GroupCommitWriter:
             self._queue.put(jobs)
 
     def _dispatch(self) -> None:
+        if not self.threaded:
+            self._turns += 1
+            size = len(self._pending)
+            if self._turns < GATHER_TURNS and size > self._gathered:
+                self._gathered = size  # requests keep coming: wait one more turn for more
+                asyncio.get_running_loop().call_soon(self._dispatch)
+                return
+            self._turns = self._gathered = 0
         self._scheduled = False
         if self._busy:
             return

@@ -87,6 +87,8 @@ def test_null_optional_fields_count_as_absent() -> None:
         ({"type": "1x"}, "type missing"),
         ({"type": "a" * 33}, "type missing"),
         ({"type": ...}, "type missing"),
+        ({"type": ["leave"]}, "type missing"),
+        ({"type": {"leave": 1}}, "type missing"),
         ({"url": ...}, "url missing"),
         ({"url": 5}, "url is not a string"),
         ({"url": "u" * 2049}, "url over 2048"),
@@ -182,6 +184,28 @@ def test_malformed_bodies(body: bytes, reason: str) -> None:
     with pytest.raises(BodyError) as caught:
         parse_body("text/plain", body, META)
     assert reason in caught.value.reason
+
+
+def test_lone_surrogate_escape_refuses_only_its_record_of_a_batch() -> None:
+    # The fast JSON decoder refuses such a body outright; the fallback keeps per-record answers.
+    good = json.dumps(record(id="good"))
+    body = f'[{{"v": 1, "id": "bad", "type": "pageview", "url": "https://a/\\ud800"}}, {good}]'
+    parsed = parse_body("text/plain", body.encode(), META)
+    assert [row.id for row in parsed.rows] == ["good"]
+    assert parsed.rejected == [(0, "url holds a NUL or a lone surrogate")]
+
+
+@pytest.mark.parametrize("number", ["18446744073709551616", "-9223372036854775809"])
+def test_integers_beyond_64_bits_are_out_of_range(number: str) -> None:
+    body = json.dumps(record()).replace("}", f', "ts": {number}}}').encode()
+    parsed = parse_body("text/plain", body, META)
+    assert parsed.rows == []
+    assert parsed.rejection_json() == b"ts out of range"
+
+
+def test_data_is_stored_as_compact_json() -> None:
+    row = check_record(record(data={"visible_ms": 1200, "note": "é €"}), META)
+    assert row.data == '{"visible_ms":1200,"note":"é €"}'
 
 
 def test_a_full_batch_is_accepted() -> None:
