@@ -8,7 +8,11 @@ a temporary directory, then in one run times:
 * `inject_site` on a fresh copy of the site, for each ping mode asked for, with one process and
   with the default worker count (a process pool for large sites on multi-core machines).
 
-Run: python bench/inject.py [--pages 10000] [--ping none,outbound] [--workers N]
+Each round times the copy and then every configuration right after it, and the ratio of a round
+is taken against the copy of that round, so a machine that gets busier or quieter between rounds
+skews the figures less; medians over the rounds are reported, with the load average.
+
+Run: python bench/inject.py [--pages 10000] [--ping none,outbound] [--workers N] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from sitebeacon.config import Config
 from sitebeacon.generate import build_module
@@ -137,18 +144,66 @@ def generate_site(root: Path, pages: int, seed: int = 1) -> list[Path]:
     return paths
 
 
-def plain_copy(paths: list[Path], src: Path, dst: Path) -> float:
-    """The baseline: read each page and write it to a new file; directories made beforehand."""
+class Timing(NamedTuple):
+    """One timed run.
+
+    `seconds` is what a user waits for. `on_disk` runs on until os.sync() returns: it charges
+    both sides for the writeback, since the copy's new files are written back later by the
+    kernel while on ext4 a rename over an existing file (what an atomic replace is) starts
+    writing the new data back at once (the `auto_da_alloc` safeguard), inside the timing.
+    `cpu` is user + system CPU time of this process and its finished children (the process
+    pool's workers): less sensitive than wall time to other work on a shared machine.
+    """
+
+    seconds: float
+    on_disk: float
+    cpu: float
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _finish(start: float, cpu_start: float) -> Timing:
+    seconds = time.perf_counter() - start
+    cpu = _cpu() - cpu_start
+    os.sync()
+    return Timing(seconds, time.perf_counter() - start, cpu)
+
+
+def plain_copy(paths: list[Path], src: Path, dst: Path) -> Timing:
+    """The baseline: read each page and write it to a new file on the same disk, the same
+    number of files and bytes as injection reads and writes; directories made beforehand."""
+    shutil.rmtree(dst, ignore_errors=True)
     targets = [dst / path.relative_to(src) for path in paths]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    os.sync()  # the timing does not pay for writing back earlier work
+    start, cpu_start = time.perf_counter(), _cpu()
     for path, target in zip(paths, targets, strict=True):
         with open(path, "rb") as source:
             data = source.read()
         with open(target, "wb") as sink:
             sink.write(data)
-    return time.perf_counter() - start
+    return _finish(start, cpu_start)
+
+
+def timed_inject(
+    src: Path, work: Path, config: Config, js: str, workers: int | None
+) -> tuple[Timing, int, int]:
+    """Timing of `inject_site` on a fresh copy of the site, pages changed, pings added."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(src, work)
+    os.sync()
+    start, cpu_start = time.perf_counter(), _cpu()
+    report = inject_site(work, config, js, workers=workers)
+    return _finish(start, cpu_start), report.pages_changed, report.links_pinged
+
+
+def load() -> str:
+    return "load " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=10_000)
     parser.add_argument("--ping", default="none,outbound", help="comma-separated ping modes")
     parser.add_argument("--workers", type=int, help="only this worker count (default: 1 and auto)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--dir", help="work in this directory instead of a temporary one")
     args = parser.parse_args(argv)
 
     modes = [mode.strip() for mode in args.ping.split(",") if mode.strip()]
+    worker_counts: list[int | None] = [args.workers] if args.workers else [1, None]
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="sitebeacon-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     try:
@@ -169,31 +226,51 @@ def main(argv: list[str] | None = None) -> int:
         js = build_module(Config())
         print(
             f"{args.pages} pages, {total / args.pages / 1024:.1f} KiB a page,"
-            f" {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+            f" {os.cpu_count()} cores, Python {sys.version.split()[0]}, {args.rounds} rounds,"
+            f" in {base}; {load()}"
         )
-        os.sync()  # neither timing pays for writing back the generated site
-        copy_seconds = plain_copy(paths, src, base / "copy")
-        rate = args.pages / copy_seconds
-        print(f"plain read+write copy: {copy_seconds:.2f} s ({rate:,.0f} pages/s)")
-        worker_counts = [args.workers] if args.workers else [1, None]
-        for mode in modes:
-            for workers in worker_counts:
-                work = base / "work"
-                shutil.rmtree(work, ignore_errors=True)
-                shutil.copytree(src, work)
-                config = Config(ping_links=mode)
-                os.sync()
-                start = time.perf_counter()
-                report = inject_site(work, config, js, workers=workers)
-                seconds = time.perf_counter() - start
-                assert report.pages_changed == args.pages, report.summary_lines()
-                label = "auto" if workers is None else str(workers)
-                print(
-                    f"inject ping={mode:<8} workers={label:<4} {seconds:6.2f} s"
-                    f"  {args.pages / seconds:8,.0f} pages/s"
-                    f"  ratio to copy {seconds / copy_seconds:5.2f}x"
-                    f"  ({report.links_pinged} ping= added)"
-                )
+        copies: list[Timing] = []
+        # Per configuration, each round's Timing divided by that round's copy.
+        ratios: dict[tuple[str, int | None], list[Timing]] = {}
+        seconds: dict[tuple[str, int | None], list[float]] = {}
+        for round_number in range(1, args.rounds + 1):
+            copy = plain_copy(paths, src, base / "copy")
+            copies.append(copy)
+            line = [f"round {round_number}: copy {copy.seconds:.2f} s"]
+            for mode in modes:
+                for workers in worker_counts:
+                    run, changed, pinged = timed_inject(
+                        src, base / "work", Config(ping_links=mode), js, workers
+                    )
+                    assert changed == args.pages, (changed, args.pages)
+                    key = (mode, workers)
+                    ratios.setdefault(key, []).append(
+                        Timing(*(mine / theirs for mine, theirs in zip(run, copy, strict=True)))
+                    )
+                    seconds.setdefault(key, []).append(run.seconds)
+                    label = "auto" if workers is None else str(workers)
+                    line.append(f"{mode}/{label} {run.seconds:.2f} s ({pinged} ping=)")
+            print("; ".join(line) + f"; {load()}")
+        copy_seconds = statistics.median(copy.seconds for copy in copies)
+        print(
+            f"plain read+write copy: median {copy_seconds:.2f} s"
+            f" ({args.pages / copy_seconds:,.0f} pages/s),"
+            f" until on disk {statistics.median(copy.on_disk for copy in copies):.2f} s,"
+            f" CPU {statistics.median(copy.cpu for copy in copies):.2f} s"
+        )
+        for (mode, workers), results in ratios.items():
+            median = statistics.median(seconds[mode, workers])
+            label = "auto" if workers is None else str(workers)
+            wall, on_disk, cpu = (
+                statistics.median(values) for values in zip(*results, strict=True)
+            )
+            print(
+                f"inject ping={mode:<8} workers={label:<4} median {median:6.2f} s"
+                f" {args.pages / median:7,.0f} pages/s  ratio to copy {wall:5.2f}x"
+                f"  (until on disk {on_disk:5.2f}x, CPU time {cpu:5.2f}x)"
+            )
+        print("ratios: medians over the rounds of each round's ratio to that round's copy")
+        print(load())
     finally:
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)

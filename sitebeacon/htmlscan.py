@@ -372,6 +372,7 @@ def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
     html_start_end: int | None = None
     meta_charset_end: int | None = None
     foreign: list[_Foreign] = []
+    certain_links = result.certain_links
 
     wants_links = links != "none"
     link_names: tuple[bytes, ...] = (b"a",) if wants_links else ()
@@ -393,10 +394,12 @@ def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
         scanner = all_scanner if foreign else head_scanner if head_phase else body_scanner
         match = scanner.match(page, pos)
         assert match is not None  # every part of the pattern is optional
+        # Runs of links found in C are the bulk of a link-heavy page: keep their loop short.
+        while match.lastgroup == "certain":
+            certain_links.append(match.end("certain"))
+            match = scanner.match(page, match.end())
+            assert match is not None
         pos = match.end()
-        if match.lastgroup == "certain":
-            result.certain_links.append(match.end("certain"))
-            continue
         name = match.group("start")
         if name is None:
             end_name = match.group("end")

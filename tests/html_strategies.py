@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+# The property tests' settings; SITEBEACON_EXAMPLES=5000 runs them harder (for scanner changes).
+PROPERTY = settings(
+    max_examples=int(os.environ.get("SITEBEACON_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 TAG_NAMES = [
     "head",

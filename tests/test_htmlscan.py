@@ -7,8 +7,8 @@ from typing import Any
 
 import html5lib
 import pytest
-from html_strategies import PAGE, html5lib_agrees
-from hypothesis import HealthCheck, assume, given, settings
+from html_strategies import PAGE, PROPERTY, html5lib_agrees
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from sitebeacon.htmlscan import attributes, link_tag, prolog_end, scan_page, script_end
@@ -324,7 +324,7 @@ def test_filters_in_c_agree_with_the_python_classification(
     assert qualifying(page, mode) == reference(page, mode)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@PROPERTY
 @given(PAGE, st.sampled_from(["outbound", "all"]))
 def test_filtered_scans_find_exactly_the_qualifying_links(text: str, mode: str) -> None:
     page = text.encode()
@@ -380,7 +380,7 @@ def ends_head(token: tuple[int, str | None, str, bool, Any]) -> bool:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@PROPERTY
 @given(PAGE)
 def test_the_script_lands_where_a_browser_ends_the_head(text: str) -> None:
     assume(html5lib_agrees(text))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import html5lib
 import pytest
-from html_strategies import PAGE, html5lib_agrees
-from hypothesis import HealthCheck, assume, given, settings
+from html_strategies import PAGE, PROPERTY, html5lib_agrees
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from sitebeacon.cli import main
@@ -257,7 +257,7 @@ def test_inline_script_text_is_safe_in_any_page() -> None:
 
 # --- hypothesis: arbitrary HTML-ish pages ------------------------------------------------------
 
-SLOW = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = PROPERTY
 
 
 def strip_edits(result: bytes, edits: list[Edit]) -> bytes:
