@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from files import tree, write
 
 from sitebeacon.build import (
     MARKER,
@@ -47,14 +48,6 @@ LAYOUTS = {
 }
 
 
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
 
 def post(title: str, date: str, body: str = "Body text.", **extra: str) -> str:
     lines = [f"title: {title}", f"date: {date}", *(f"{k}: {v}" for k, v in extra.items())]
@@ -84,16 +77,6 @@ def build(src: Path, out: Path | None = None, config: Config | None = None) -> P
     build_site(src, out, config or Config())
     return out
 
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under root, by relative path, with its bytes."""
-    if not root.exists():
-        return {}
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def html_pages(root: Path) -> list[Path]:

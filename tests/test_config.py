@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from files import write
 
 from sitebeacon.config import (
     ENCODINGS,
@@ -15,15 +16,6 @@ from sitebeacon.config import (
     load_config,
     parse_config,
 )
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def config_error(tmp_path: Path, toml: str) -> str:

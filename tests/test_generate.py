@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from files import run_cli
 
 from sitebeacon import generate
 from sitebeacon.config import ENCODINGS, EVENTS, TRANSPORTS, Config
@@ -220,17 +219,6 @@ def test_a_broken_template_is_a_clear_error(
         generate.build_module(Config(encoding="text", events=("pageview",)))
     generate.build_module.cache_clear()
 
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run(
-        [sys.executable, "-m", "sitebeacon.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_cli_js_prints_exactly_the_module(tmp_path: Path) -> None:
