@@ -120,12 +120,17 @@ _NON_HREF_ATTR = (
 )
 
 
-def _skippable_link(prefix: bytes) -> bytes:
-    """A whole `<a>` tag with no href, or whose first href value starts with `prefix`."""
-    value = (
+def _href_value(prefix: bytes) -> bytes:
+    """An attribute value (double-, single- or unquoted) that starts with `prefix`."""
+    return (
         rb"(?:\"(?=" + prefix + rb")[^\"]*+\"|'(?=" + prefix + rb")[^']*+'"
         rb"|(?=" + prefix + rb")[^\t\n\f\r >\"'][^\t\n\f\r >]*+)"
     )
+
+
+def _skippable_link(prefix: bytes) -> bytes:
+    """A whole `<a>` tag with no href, or whose first href value starts with `prefix`."""
+    value = _href_value(prefix)
     return (
         rb"<[aA](?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
         rb"(?:[\t\n\f\r /]*+>|[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
@@ -142,10 +147,7 @@ _NON_PING_ATTR = _NON_HREF_ATTR.replace(b"(?i:href)", b"(?i:ping)", 1)
 
 def _certain_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag without ping attribute whose first href value starts with `prefix`."""
-    value = (
-        rb"(?:\"(?=" + prefix + rb")[^\"]*+\"|'(?=" + prefix + rb")[^']*+'"
-        rb"|(?=" + prefix + rb")[^\t\n\f\r >\"'][^\t\n\f\r >]*+)"
-    )
+    value = _href_value(prefix)
     return (
         rb"<(?P<certain>[aA])(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
         rb"[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
