@@ -60,8 +60,10 @@ def template_context(config: Config) -> dict[str, Any]:
         "encoding": config.encoding,
         "events": list(config.events),
         "respect_dnt": config.respect_dnt,
-        # The leave record is armed ahead of time only when fetchLater is the first choice.
-        "arming": config.transport[0] == "fetchlater",
+        # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
+        # first in the order, the armed copy is also what normally goes out.
+        "arming": "fetchlater" in config.transport,
+        "arming_first": config.transport[0] == "fetchlater",
         "rearm_ms": REARM_INTERVAL_MS,
     }
 

@@ -46,8 +46,8 @@ CLICKS_INTERNAL = (1, 7)
 # Scenarios where no page event runs: only a record handed to the browser beforehand survives.
 DEAD_PAGE = (8, 9)
 DEAD_PAGE_NOTE = (
-    "leave after a crash or a closed browser arrives only when fetchlater is the first"
-    " transport (the module then arms the leave record with fetchLater ahead of time)"
+    "leave after a crash or a closed browser arrives only when fetchlater is among the"
+    " transports (the module then arms the leave record with fetchLater ahead of time)"
 )
 
 # Chromium sometimes exits before a request it flushes at shutdown is written (about 1 in 20
@@ -80,8 +80,8 @@ class Expected:
 
 
 def fetchlater_arms(config: Config) -> bool:
-    """Whether the module arms leave records with fetchLater (it must be the first choice)."""
-    return config.transport[0] == "fetchlater"
+    """Whether the module arms leave records with fetchLater ahead of time (when listed)."""
+    return "fetchlater" in config.transport
 
 
 def link_pinged(config: Config, outbound: bool) -> bool:

@@ -244,6 +244,10 @@ SET_HIDDEN = """hidden => {
   Object.defineProperty(document, "visibilityState", {
     configurable: true, get: () => hidden ? "hidden" : "visible"});
   document.dispatchEvent(new Event("visibilitychange"));
+  if (!hidden) {  // shown again: back to the real (visible) state, so a navigation hides it
+    delete document.hidden;
+    delete document.visibilityState;
+  }
 }"""
 
 
@@ -521,6 +525,46 @@ def test_rearm_timer_bounds_what_a_crash_loses(browser: Any, site: Recorder, tab
     assert 25_000 - 10_000 <= leave["data"]["visible_ms"] <= 25_000  # lost at most one interval
     assert leave["seq"] == 2
     tab.errors.clear()
+
+
+@pytest.mark.parametrize("first", ["beacon", "keepalive"])
+def test_fetchlater_listed_later_still_arms_for_a_crash(
+    browser: Any, site: Recorder, tab: Tab, first: str
+) -> None:
+    # fetchLater after another transport: the leave record is still armed while visible, so a
+    # renderer crash (no page event runs) delivers it; the page view went by the first choice.
+    url = add_page(site, Config(transport=(first, "fetchlater")))
+    tab.page.goto(url)
+    [pageview] = site.wait_records(url, "pageview")
+    assert pageview["transport"] == first
+    time.sleep(0.3)
+    crash(browser, tab)
+    [leave] = site.wait_records(url, "leave")
+    assert leave["transport"] == "fetchlater" and leave["seq"] == 0
+    tab.errors.clear()
+
+
+def test_fetchlater_listed_later_leaves_the_hide_to_the_first(site: Recorder, tab: Tab) -> None:
+    # On hide the armed copy is cancelled and the first transport sends the figures: exactly one
+    # copy per hide on the wire, none by fetchLater; shown again, the record is re-armed.
+    url = add_page(site, Config(transport=("beacon", "fetchlater")))
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    time.sleep(0.2)
+    set_hidden(tab, True)
+    [first] = site.wait_records(url, "leave")
+    set_hidden(tab, False)
+    time.sleep(0.3)
+    leave_page(tab)
+    leaves = site.wait_records(url, "leave", 2)
+    time.sleep(0.8)  # an armed copy left behind would arrive now
+    leaves = site.records(url, "leave")
+    assert [leave["transport"] for leave in leaves] == ["beacon", "beacon"]
+    assert first["data"]["visible_ms"] >= 200
+    assert leaves[1]["data"]["visible_ms"] >= first["data"]["visible_ms"] + 300
+    # seq: armed at load (0), sent at the hide (1), armed when shown (2), sent at the leave (3).
+    assert [leave["seq"] for leave in leaves] == [1, 3]
+    assert len({leave["id"] for leave in leaves}) == 1
 
 
 # --- outbound clicks ------------------------------------------------------------------------

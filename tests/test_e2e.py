@@ -183,6 +183,23 @@ def test_default_order_uses_fetchlater_and_delivers_everywhere(
     assert len(outbound) == 1 and outbound[0]["target"].startswith("https://")
 
 
+@pytest.mark.parametrize("first", ["beacon", "keepalive"])
+def test_fetchlater_listed_later_covers_crash_and_close(
+    chromium: str, tmp_path: Path, first: str
+) -> None:
+    # The first transport sends what page events can send; the copy armed with fetchLater
+    # delivers the leave record where no page event runs (crash, closed browser).
+    run = drive(chromium, tmp_path, (1, 5, 8, 9), transport=(first, "fetchlater"))
+    assert_delivered(run)
+    assert_wire(run)
+    by_scenario = {
+        r.number: {row["type"]: row["transport"] for row in r.stored} for r in run.results
+    }
+    assert by_scenario[1]["leave"] == by_scenario[5]["leave"] == first
+    assert by_scenario[8]["leave"] == by_scenario[9]["leave"] == "fetchlater"
+    assert all(by_scenario[n]["pageview"] == first for n in by_scenario)
+
+
 @pytest.mark.parametrize("encoding", ["json", "form"])
 def test_each_encoding(chromium: str, tmp_path: Path, encoding: str) -> None:
     run = drive(chromium, tmp_path, FAST, encoding=encoding)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import require
 from files import run_cli
 
 from sitebeacon import generate
@@ -53,7 +54,7 @@ def present(module: str, pattern: str) -> bool:
 def check_only_what_is_configured(config: Config, module: str) -> None:
     """Each feature's code is in the module exactly when the configuration asks for it."""
     transports, events = set(config.transport), set(config.events)
-    arming = config.transport[0] == "fetchlater" and "leave" in events
+    arming = "fetchlater" in transports and "leave" in events
     expected = {
         # transports
         r"fetchLater\(": "fetchlater" in transports,
@@ -118,15 +119,20 @@ def test_transports_are_tried_in_the_configured_order() -> None:
         assert positions == sorted(positions), order
 
 
-def test_leave_is_armed_ahead_only_when_fetchlater_comes_first() -> None:
+def test_leave_is_armed_ahead_whenever_fetchlater_is_listed() -> None:
     first = render_source(Config(transport=("fetchlater", "beacon")))
     second = render_source(Config(transport=("beacon", "fetchlater")))
-    assert "armed = 0;" in first and "setInterval" in first
-    assert "var armed" not in second and "setInterval" not in second
+    absent = render_source(Config(transport=("beacon", "keepalive")))
+    for source in (first, second):
+        assert "var armed" in source and "setInterval" in source
+    assert "var armed" not in absent and "setInterval" not in absent
+    # Listed later, the armed copy is cancelled on hide and the order sends the figures.
+    assert "if (armed) armed.abort();\n        armed = 0;\n        send(" in second
+    assert "armed = 0;\n        send(" not in first
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_every_module_passes_node_check(tmp_path: Path) -> None:
+    require(shutil.which("node") is not None, "node is not installed (scripts/setup.sh does it)")
     # A second, independent parser over the whole matrix (one file: the modules are statements).
     modules = [
         build_module(config)

@@ -62,7 +62,7 @@ def test_default_config_expects_a_view_and_a_leave_for_every_visit(scenario: int
     assert ("outbound" in expected) == (scenario == 2)
 
 
-@pytest.mark.parametrize("transport", [("beacon",), ("keepalive",), ("beacon", "fetchlater")])
+@pytest.mark.parametrize("transport", [("beacon",), ("keepalive",), ("beacon", "keepalive")])
 @pytest.mark.parametrize("scenario", [8, 9])
 def test_crash_and_closed_browser_promise_a_leave_only_when_fetchlater_arms_it(
     transport: tuple[str, ...], scenario: int
@@ -70,8 +70,9 @@ def test_crash_and_closed_browser_promise_a_leave_only_when_fetchlater_arms_it(
     leave = by_type(expected_records(Config(transport=transport), scenario))["leave"]
     assert not leave.required
     assert "fetchlater" in leave.why
-    armed = by_type(expected_records(Config(transport=("fetchlater", "beacon")), scenario))
-    assert armed["leave"].required
+    for listed in (("fetchlater", "beacon"), ("beacon", "fetchlater"), ("keepalive", "fetchlater")):
+        armed = by_type(expected_records(Config(transport=listed), scenario))
+        assert armed["leave"].required
 
 
 def test_page_events_not_configured_are_not_expected() -> None:
