@@ -161,13 +161,13 @@ def test_report_fails_on_a_missing_record_and_says_which() -> None:
 
 
 def test_report_is_ok_when_only_unpromised_records_are_missing() -> None:
-    optional = Expected("leave", 1, required=False, why="needs fetchlater first")
+    optional = Expected("leave", 1, required=False, why="needs fetchlater among the transports")
     result = ScenarioResult(
         8, "crash", "u8", [Expected("pageview", 1), optional], stored=[row("pageview")]
     )
     report = make_report([result])
     assert report.ok
-    assert "needs fetchlater first" in report.table()
+    assert "needs fetchlater among the transports" in report.table()
 
 
 def test_page_errors_fail_a_scenario() -> None:
