@@ -567,6 +567,29 @@ def test_fetchlater_listed_later_leaves_the_hide_to_the_first(site: Recorder, ta
     assert len({leave["id"] for leave in leaves}) == 1
 
 
+def test_nothing_is_armed_after_pagehide(browser: Any, site: Recorder, tab: Tab) -> None:
+    # Headless Chromium can report the page visible after pagehide (entering the back-forward
+    # cache); the visit is over then, so nothing may be re-armed: a crash afterwards must not
+    # deliver a second, fetchLater copy.
+    url = add_page(site, Config(transport=("beacon", "fetchlater")))
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    time.sleep(0.2)
+    tab.page.evaluate(
+        """() => {
+          dispatchEvent(new PageTransitionEvent("pagehide", {persisted: true}));
+          document.dispatchEvent(new Event("visibilitychange"));  // document.hidden is false
+        }"""
+    )
+    [leave] = site.wait_records(url, "leave")
+    time.sleep(0.3)
+    crash(browser, tab)
+    time.sleep(1.0)  # a copy armed after pagehide would arrive now
+    assert [copy["transport"] for copy in site.records(url, "leave")] == ["beacon"]
+    assert leave["data"]["visible_ms"] >= 200
+    tab.errors.clear()
+
+
 # --- outbound clicks ------------------------------------------------------------------------
 
 
