@@ -246,18 +246,15 @@ def test_missing_browser_is_one_line_and_status_2(sample_build: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_verify_on_the_built_sample_site(chromium: str, sample_build: Path) -> None:
-    result = sitebeacon(
-        "verify",
-        str(sample_build),
-        "--json",
-        "--browser",
-        chromium,
-        "--config",
-        str(SAMPLE / "sitebeacon.toml"),
-    )
+def verify_ok(site: Path, chromium: str, config: Path, *extra: str) -> str:
+    """`sitebeacon verify SITE` with `chromium` and `config`; it must succeed; its stdout."""
+    result = sitebeacon("verify", str(site), "--browser", chromium, "--config", str(config), *extra)
     assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
+    return result.stdout
+
+
+def test_verify_on_the_built_sample_site(chromium: str, sample_build: Path) -> None:
+    report = json.loads(verify_ok(sample_build, chromium, SAMPLE / "sitebeacon.toml", "--json"))
     assert report["ok"] is True
     assert [s["number"] for s in report["scenarios"]] == list(ALL_SCENARIOS)
     for scenario in report["scenarios"]:
@@ -274,17 +271,7 @@ def test_verify_with_beacon_only_does_not_count_crash_and_close(
     (tmp_path / "beacon.toml").write_text('transport = ["beacon"]\n')
     config = Config(transport=("beacon",))
     build_site(SAMPLE, tmp_path / "site", config)
-    result = sitebeacon(
-        "verify",
-        str(tmp_path / "site"),
-        "--json",
-        "--browser",
-        chromium,
-        "--config",
-        str(tmp_path / "beacon.toml"),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(verify_ok(tmp_path / "site", chromium, tmp_path / "beacon.toml", "--json"))
     scenarios = {s["number"]: s for s in report["scenarios"]}
     for number in (8, 9):
         leave = next(e for e in scenarios[number]["expected"] if e["type"] == "leave")
@@ -301,16 +288,6 @@ def test_verify_table_and_absolute_endpoint(chromium: str, tmp_path: Path) -> No
     """An absolute endpoint is re-pointed at verify's own receiver, and the report says so."""
     (tmp_path / "abs.toml").write_text('endpoint = "https://stats.example.org/collect"\n')
     build_site(SAMPLE, tmp_path / "site", Config(endpoint="https://stats.example.org/collect"))
-    result = sitebeacon(
-        "verify",
-        str(tmp_path / "site"),
-        "--browser",
-        chromium,
-        "--config",
-        str(tmp_path / "abs.toml"),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "re-injected with endpoint /collect" in result.stdout
-    assert result.stdout.rstrip().endswith(
-        "9 of 9 scenarios delivered what the configuration promises"
-    )
+    output = verify_ok(tmp_path / "site", chromium, tmp_path / "abs.toml")
+    assert "re-injected with endpoint /collect" in output
+    assert output.rstrip().endswith("9 of 9 scenarios delivered what the configuration promises")
