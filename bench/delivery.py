@@ -38,13 +38,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sitebeacon.browser import Driver, SitePlan, browser_version, find_browser
-from sitebeacon.build import build_site
+from sitebeacon.collect.server import running_receiver
+from sitebeacon.collect.stores import open_store
 from sitebeacon.config import Config
-from sitebeacon.inject import inject_site
-from sitebeacon.receiver import running_receiver
-from sitebeacon.store import open_store
-from sitebeacon.verify import (
+from sitebeacon.proof.browser import Driver, SitePlan, browser_version, find_browser
+from sitebeacon.proof.verify import (
     DEAD_PAGE,
     SCENARIOS,
     VISITS,
@@ -54,6 +52,8 @@ from sitebeacon.verify import (
     rows_about,
     wait_for_rows,
 )
+from sitebeacon.site.build import build_site
+from sitebeacon.site.inject import inject_site
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_site"

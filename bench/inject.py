@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sitebeacon.config import Config
-from sitebeacon.generate import build_module
-from sitebeacon.inject import inject_site
+from sitebeacon.site.generate import build_module
+from sitebeacon.site.inject import inject_site
 
 WORDS = [
     "static",

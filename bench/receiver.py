@@ -4,7 +4,7 @@ bare 204, driven by wrk, in one run.
     python bench/receiver.py [--duration 10] [--connections 64] [--rounds 3] [--ids random]
 
 Each round runs, one after the other, three servers on the same uvicorn configuration
-(`sitebeacon.receiver.uvicorn_config`), each in its own process:
+(`sitebeacon.collect.server.uvicorn_config`), each in its own process:
 
 - bare:   reads the body and answers 204; stores nothing, checks nothing (the baseline);
 - parse:  the real receiver app, records checked, written to a store that discards them;
@@ -90,7 +90,7 @@ IDS = {
     # Like the client module's ids (random base-36 text first): every insert lands on a random
     # page of that index, so each transaction writes many more pages.
     "random": "string.format('%08x%06x', math.random(0, 0x7fffffff), math.random(0, 0xffffff))"
-              " .. 'b' .. tid .. '-' .. n",
+    " .. 'b' .. tid .. '-' .. n",
 }
 
 SERVERS = ("bare", "parse", "stored")
@@ -133,8 +133,9 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def serve_baseline(kind: str, port: int) -> None:
-    from sitebeacon.receiver import bind_socket, create_app, run_server
-    from sitebeacon.store import Store
+    from sitebeacon.collect.app import create_app
+    from sitebeacon.collect.server import bind_socket, run_server
+    from sitebeacon.collect.stores import Store
 
     class DiscardStore(Store):
         """Takes every row and keeps none: the receiver's own cost without a database."""
@@ -187,8 +188,16 @@ def cpu_seconds(pid: int) -> float:
 
 def start(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     if server == "stored":
-        command = [sys.executable, "-m", "sitebeacon.cli", "receive", "--port", str(port),
-                   "--db", f"sqlite:///{workdir / 'bench.db'}"]
+        command = [
+            sys.executable,
+            "-m",
+            "sitebeacon.cli",
+            "receive",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{workdir / 'bench.db'}",
+        ]
     else:
         command = [sys.executable, __file__, "--serve", server, "--port", str(port)]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
@@ -198,15 +207,22 @@ def start(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
 
 def wrk(port: int, script: Path, args: argparse.Namespace, seconds: float) -> dict[str, int]:
     result = subprocess.run(
-        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{round(seconds)}s", "-s",
-         str(script), f"http://127.0.0.1:{port}/collect"],
-        capture_output=True, text=True,
+        [
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{round(seconds)}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/collect",
+        ],
+        capture_output=True,
+        text=True,
     )
     match = re.search(r"RESULT (.*)", result.stdout)
     if result.returncode != 0 or not match:
         raise SystemExit(f"wrk gave no result:\n{result.stdout}\n{result.stderr}")
-    return {key: int(value) for key, value in
-            (pair.split("=") for pair in match.group(1).split())}
+    return {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
 
 
 def main() -> None:
@@ -215,8 +231,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--ids", choices=sorted(IDS), default="sequential",
-                        help="how the record ids wrk sends are made (default: sequential)")
+    parser.add_argument(
+        "--ids",
+        choices=sorted(IDS),
+        default="sequential",
+        help="how the record ids wrk sends are made (default: sequential)",
+    )
     parser.add_argument("--serve", choices=["bare", "parse"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -230,11 +250,16 @@ def main() -> None:
     script = workdir / "records.lua"
     script.write_text(LUA.replace("ID", IDS[args.ids]))
     warm_script = workdir / "warm.lua"
-    warm_script.write_text(LUA.replace("https://site.example/page", "https://warm.example/page")
-                           .replace("ID", "'w' .. tid .. '-' .. n"))
-    print(f"wrk: {args.threads} thread(s), {args.connections} connections, {args.duration:g} s "
-          f"per run, {args.rounds} round(s), {args.ids} ids; {os.cpu_count()} CPUs; load average "
-          f"{os.getloadavg()[0]:.2f}")
+    warm_script.write_text(
+        LUA.replace("https://site.example/page", "https://warm.example/page").replace(
+            "ID", "'w' .. tid .. '-' .. n"
+        )
+    )
+    print(
+        f"wrk: {args.threads} thread(s), {args.connections} connections, {args.duration:g} s "
+        f"per run, {args.rounds} round(s), {args.ids} ids; {os.cpu_count()} CPUs; load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     runs: dict[str, list[Run]] = {server: [] for server in SERVERS}
     ratios: list[float] = []
     lost_total = 0
@@ -246,11 +271,15 @@ def main() -> None:
             if run.rows is not None:
                 lost = max(0, run.ok - run.rows)
                 lost_total += lost
-                extra = (f"  rows {run.rows}, 204s {run.ok}, in flight at stop "
-                         f"{run.rows - run.ok}, lost {lost}")
-            print(f"round {round_number} {server:<6} {run.rate:>9,.0f} req/s  p50 "
-                  f"{run.p50_ms:5.2f} ms  p99 {run.p99_ms:6.2f} ms  non-204 {run.other}  "
-                  f"cpu {run.cpu_us_per_request:5.1f} us/req{extra}")
+                extra = (
+                    f"  rows {run.rows}, 204s {run.ok}, in flight at stop "
+                    f"{run.rows - run.ok}, lost {lost}"
+                )
+            print(
+                f"round {round_number} {server:<6} {run.rate:>9,.0f} req/s  p50 "
+                f"{run.p50_ms:5.2f} ms  p99 {run.p99_ms:6.2f} ms  non-204 {run.other}  "
+                f"cpu {run.cpu_us_per_request:5.1f} us/req{extra}"
+            )
         ratios.append(runs["stored"][-1].rate / runs["bare"][-1].rate)
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -264,22 +293,24 @@ def main() -> None:
         print(f"{server:<8}{rate:>16,.0f}{p50:>9.2f}{p99:>9.2f}{cpu:>12.1f}")
     stored_rate = statistics.median(run.rate for run in runs["stored"])
     ratio = statistics.median(ratios)
-    cpu_ratio = statistics.median(run.cpu_us_per_request for run in runs["bare"]) / \
-        statistics.median(run.cpu_us_per_request for run in runs["stored"])
+    cpu_ratio = statistics.median(
+        run.cpu_us_per_request for run in runs["bare"]
+    ) / statistics.median(run.cpu_us_per_request for run in runs["stored"])
     rows = sum(run.rows or 0 for run in runs["stored"])
     answered = sum(run.ok for run in runs["stored"])
     print()
     print(f"records persisted: {stored_rate:,.0f}/s (goal 30,000)")
-    print(f"stored / bare 204: {ratio:.0%} (median of per-round ratios; goal 60%); "
-          f"by server CPU per request: {cpu_ratio:.0%}")
+    print(
+        f"stored / bare 204: {ratio:.0%} (median of per-round ratios; goal 60%); "
+        f"by server CPU per request: {cpu_ratio:.0%}"
+    )
     print(f"204 answers {answered}, rows {rows}, records answered 204 but missing: {lost_total}")
     other = sum(run.other for server in SERVERS for run in runs[server])
     if lost_total or other:
         raise SystemExit(f"FAILED: {lost_total} accepted records missing, {other} non-204 answers")
 
 
-def one_run(server: str, args: argparse.Namespace, script: Path,
-                        warm_script: Path) -> Run:
+def one_run(server: str, args: argparse.Namespace, script: Path, warm_script: Path) -> Run:
     workdir = Path(tempfile.mkdtemp(prefix="sitebeacon-bench-"))
     port = free_port()
     process = start(server, port, workdir)
@@ -294,8 +325,12 @@ def one_run(server: str, args: argparse.Namespace, script: Path,
     if code != 0:
         raise SystemExit(f"{server} server exited with {code}")
     run = Run(
-        server=server, ok=figures["ok"], other=figures["other"] + warm["other"],
-        sent=figures["sent"], p50_ms=figures["p50"] / 1000, p99_ms=figures["p99"] / 1000,
+        server=server,
+        ok=figures["ok"],
+        other=figures["other"] + warm["other"],
+        sent=figures["sent"],
+        p50_ms=figures["p50"] / 1000,
+        p99_ms=figures["p99"] / 1000,
         seconds=figures["duration"] / 1e6,
         cpu_us_per_request=cpu / max(1, figures["ok"]) * 1e6,
     )

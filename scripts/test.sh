@@ -8,5 +8,6 @@ bash scripts/setup.sh
 SITEBEACON_TEST_PG=$(bash .ci/postgres.sh)
 export SITEBEACON_TEST_PG
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy --strict sitebeacon
 .venv/bin/python -m pytest -q "$@"

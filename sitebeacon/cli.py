@@ -27,7 +27,7 @@ def _config(args: argparse.Namespace, *search: Path) -> Config:
 
 
 def cmd_js(args: argparse.Namespace) -> int:
-    from sitebeacon.generate import build_module, module_sizes
+    from sitebeacon.site.generate import build_module, module_sizes
 
     config = _config(args)
     if args.sizes:
@@ -39,17 +39,18 @@ def cmd_js(args: argparse.Namespace) -> int:
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from sitebeacon.inject import inject_site
+    from sitebeacon.site.generate import build_module
+    from sitebeacon.site.inject import inject_site
 
     config = _config(args)
-    report = inject_site(Path(args.dir), config)
+    report = inject_site(Path(args.dir), config, build_module(config))
     for line in report.summary_lines():
         print(line)
     return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sitebeacon.build import build_site
+    from sitebeacon.site.build import build_site
 
     src = Path(args.src)
     config = _config(args, src)
@@ -61,7 +62,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
-    from sitebeacon.receiver import serve
+    from sitebeacon.collect.server import serve
 
     serve(
         db_url=args.db,
@@ -75,14 +76,14 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sitebeacon.report import export_records
+    from sitebeacon.report.export import export_records
 
     export_records(args.db, sys.stdout)
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from sitebeacon.report import compute_stats, format_stats, stats_json
+    from sitebeacon.report.stats import compute_stats, format_stats, stats_json
 
     stats = compute_stats(args.db, include_bots=args.include_bots)
     sys.stdout.write(stats_json(stats) if args.json else format_stats(stats))
@@ -90,7 +91,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from sitebeacon.verify import run_verify
+    from sitebeacon.proof.verify import run_verify
 
     site = Path(args.site_dir)
     config = _config(args, site)

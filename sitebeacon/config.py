@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.protocol import CLIENT_TRANSPORTS as TRANSPORTS
+from sitebeacon.protocol import ENCODINGS, EVENTS
 
-TRANSPORTS = ("fetchlater", "beacon", "keepalive")
-ENCODINGS = ("text", "json", "form")
-EVENTS = ("pageview", "leave", "outbound", "custom")
 PING_LINKS = ("none", "outbound", "all")
 SCRIPT_MODES = ("inline", "external")
 
@@ -53,7 +52,7 @@ def _fail(source: str, key: str, value: Any, allowed: str) -> ConfigError:
 
 def _check_endpoint(source: str, key: str, value: Any) -> str:
     allowed = 'a path starting with "/" or an absolute http(s) URL'
-    if not isinstance(value, str) or not value or any(c in value for c in ' "<>\'\\\n\r\t'):
+    if not isinstance(value, str) or not value or any(c in value for c in " \"<>'\\\n\r\t"):
         raise _fail(source, key, value, allowed)
     if value.startswith("/") and not value.startswith("//"):
         return value
@@ -113,7 +112,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     return Config(
         endpoint=_check_endpoint(source, "endpoint", data.get("endpoint", defaults.endpoint)),
         transport=_check_subset(
-            source, "transport", data.get("transport", list(defaults.transport)), TRANSPORTS,
+            source,
+            "transport",
+            data.get("transport", list(defaults.transport)),
+            TRANSPORTS,
             non_empty=True,
         ),
         encoding=_check_choice(source, "encoding", data.get("encoding", "text"), ENCODINGS),

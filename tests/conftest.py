@@ -46,9 +46,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The Chromium executable the browser tests drive (`sitebeacon.browser.find_browser`)."""
-    from sitebeacon.browser import find_browser
+    """The Chromium executable the browser tests drive (`sitebeacon.proof.browser.find_browser`)."""
     from sitebeacon.errors import SitebeaconError
+    from sitebeacon.proof.browser import find_browser
 
     try:
         import playwright.async_api  # noqa: F401

@@ -16,7 +16,7 @@ from pathlib import Path
 import html5lib
 from conftest import require
 
-from sitebeacon.inject import ping_attribute, script_text
+from sitebeacon.site.inject import ping_attribute, script_text
 
 
 def ssg_executable(module: str, command: str) -> Path:

@@ -16,9 +16,6 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_site"
 
 
-
-
-
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     """Assert the run failed the way the CLI promises (status 2, one stderr line) and return it."""
     assert result.returncode == 2, result

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from sitebeacon.config import Config
-from sitebeacon.generate import build_module
+from sitebeacon.site.generate import build_module
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_wheel_ships_the_js_templates(wheel: Path) -> None:
         for name in expected:
             relative = name.removeprefix("sitebeacon/js_templates/")
             assert archive.read(name) == (source / relative).read_bytes(), name
-        assert "sitebeacon/build.py" in names and "sitebeacon/cli.py" in names
+        assert "sitebeacon/site/build.py" in names and "sitebeacon/cli.py" in names
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "sitebeacon = sitebeacon.cli:main" in archive.read(entry_points).decode()
 

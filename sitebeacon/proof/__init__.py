@@ -1,0 +1,1 @@
+"""Proof in real browsers: browser drivers, the leave scenarios, and `sitebeacon verify`."""

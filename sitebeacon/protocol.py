@@ -1,0 +1,51 @@
+"""The wire format's names and limits, in one place (docs/protocol.md is their prose).
+
+Both sides read these: the template context hands them to the client module (so the JS clips
+and checks with the same numbers) and the receiver validates against them. A limit changed
+here changes on both sides at once.
+"""
+
+from __future__ import annotations
+
+VERSION = 1
+"""The record format's `v`."""
+
+MAX_BODY = 65_536
+"""Bytes of one request body; also what sendBeacon, keepalive fetch and fetchLater accept."""
+MAX_BATCH = 100
+"""Records in one JSON array body."""
+MAX_TEXT = 2048
+"""Characters of `url`, `ref` and `target`: the client clips, the receiver refuses longer."""
+MAX_DATA = 16_384
+"""Bytes of a record's `data` as compact UTF-8 JSON."""
+
+TYPE_PATTERN = r"[a-z][a-z0-9_.:-]{0,31}"
+"""A record type: the built-in ones and every custom event name."""
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+"""A record id, made by the client (time first, then random)."""
+
+PAGEVIEW = "pageview"
+LEAVE = "leave"
+OUTBOUND = "outbound"
+CUSTOM = "custom"
+EVENTS = (PAGEVIEW, LEAVE, OUTBOUND, CUSTOM)
+"""What the client can be configured to send (`custom` sends types named by the page)."""
+
+CLIENT_TRANSPORTS = ("fetchlater", "beacon", "keepalive")
+"""What the client module can send with, in the default preference order."""
+PING = "ping"
+"""`<a ping>`: added by `inject` at build time, sent by the browser itself."""
+WIRE_TRANSPORTS = frozenset((*CLIENT_TRANSPORTS, PING))
+"""What a stored record's `transport` may say."""
+
+ENCODINGS = ("text", "json", "form")
+"""How the client encodes a body: JSON as text/plain, JSON as application/json, a form."""
+
+TEXT_TYPE = "text/plain"
+JSON_TYPE = "application/json"
+FORM_TYPE = "application/x-www-form-urlencoded"
+PING_TYPE = "text/ping"
+JSON_TYPES = frozenset((TEXT_TYPE, JSON_TYPE))
+"""Media types whose body is the JSON record (or a JSON array of records)."""
+CONTENT_TYPES = JSON_TYPES | {FORM_TYPE, PING_TYPE}
+"""Every media type the receiver accepts (anything else: 415)."""

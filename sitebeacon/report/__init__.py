@@ -1,0 +1,1 @@
+"""What the stored records say: export and summaries."""

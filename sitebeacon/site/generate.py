@@ -1,0 +1,100 @@
+"""Render the client module from `js_templates/` for one configuration, then minify it.
+
+Rendering at build time keeps the module small: a site that never uses fetchLater or form
+encoding does not ship the code for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from sitebeacon import protocol
+from sitebeacon.config import Config
+from sitebeacon.errors import SitebeaconError
+from sitebeacon.site.minify import minify_js
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # sitebeacon/
+# In a wheel the templates are force-included as sitebeacon/js_templates; in a source checkout
+# or an editable install they sit next to the package, at <repo>/js_templates.
+TEMPLATE_DIRS = (PACKAGE_DIR / "js_templates", PACKAGE_DIR.parent / "js_templates")
+MAIN_TEMPLATE = "module.js.j2"
+# How often an armed fetchLater leave record is refreshed while the page is visible: the most
+# visible time a renderer crash or a killed browser can take from it.
+REARM_INTERVAL_MS = 10_000
+
+
+class TemplateError(SitebeaconError):
+    """The client module templates are missing or broken (a packaging or template bug)."""
+
+
+def template_dir() -> Path:
+    """The first of TEMPLATE_DIRS that holds the main template."""
+    for directory in TEMPLATE_DIRS:
+        if (directory / MAIN_TEMPLATE).is_file():
+            return directory
+    searched = ", ".join(str(directory) for directory in TEMPLATE_DIRS)
+    raise TemplateError(f"client module templates not found (looked in {searched})")
+
+
+@functools.cache
+def _environment(directory: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def template_context(config: Config) -> dict[str, Any]:
+    """What the templates may look at: only the settings that change the module."""
+    return {
+        "endpoint": config.endpoint,
+        "transports": list(config.transport),
+        "encoding": config.encoding,
+        "events": list(config.events),
+        "respect_dnt": config.respect_dnt,
+        # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
+        # first in the order, the armed copy is also what normally goes out.
+        "arming": "fetchlater" in config.transport,
+        "arming_first": config.transport[0] == "fetchlater",
+        "rearm_ms": REARM_INTERVAL_MS,
+        # The wire format's numbers and names, from the one module the receiver checks with.
+        "version": protocol.VERSION,
+        "max_text": protocol.MAX_TEXT,
+        "max_data": protocol.MAX_DATA,
+        "max_body": protocol.MAX_BODY,
+        "type_pattern": protocol.TYPE_PATTERN,
+    }
+
+
+def render_source(config: Config) -> str:
+    """The readable (unminified) module for `config`."""
+    try:
+        template = _environment(template_dir()).get_template(MAIN_TEMPLATE)
+        return template.render(template_context(config))
+    except jinja2.TemplateError as error:
+        raise TemplateError(f"client module template error: {error}") from error
+
+
+@functools.lru_cache(maxsize=128)
+def build_module(config: Config) -> str:
+    """The minified module for `config` (cached: tests and builds ask for it repeatedly)."""
+    return minify_js(render_source(config))
+
+
+def module_sizes(config: Config) -> dict[str, int]:
+    """Bytes of the readable source, the minified module and the minified module gzipped (-9)."""
+    minified = build_module(config).encode()
+    return {
+        "raw": len(render_source(config).encode()),
+        "minified": len(minified),
+        "gzip": len(gzip.compress(minified, compresslevel=9, mtime=0)),
+    }

@@ -1,0 +1,145 @@
+"""The Pelican plugin: real `pelican` runs, with and without the plugin, compared byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ssg_builds import (
+    assert_inline_module,
+    assert_nothing_injected,
+    assert_same_except_injection,
+    built_ok,
+    check_pings,
+    html_pages,
+    run_build,
+    ssg_executable,
+)
+
+from sitebeacon.config import Config
+from sitebeacon.site.generate import build_module
+from sitebeacon.site.inject import csp_hash, inline_script_tag
+
+INLINE = 'SITEBEACON = {"endpoint": "/hit", "ping": {"links": "outbound"}}\n'
+INLINE_CONFIG = Config(endpoint="/hit", ping_links="outbound")
+
+
+def make_project(
+    root: Path,
+    plugin: bool,
+    settings: str = INLINE,
+    toml: str | None = None,
+    name: str = "sitebeacon.pelican_plugin",
+) -> Path:
+    """pelicanconf.py and two Markdown articles (outbound, internal and mailto links)."""
+    (root / "content").mkdir(parents=True)
+    (root / "pelicanconf.py").write_text(
+        'SITENAME = "Beacon demo"\nSITEURL = ""\nPATH = "content"\nTIMEZONE = "UTC"\n'
+        'DEFAULT_LANG = "en"\nFEED_ALL_ATOM = None\nCATEGORY_FEED_ATOM = None\n'
+        + (f'PLUGINS = ["{name}"]\n' if plugin else "PLUGINS = []\n")
+        + settings
+    )
+    (root / "content" / "first.md").write_text(
+        "Title: First post\nDate: 2024-01-01\nCategory: notes\n\n"
+        "Leave for [Example](https://example.org/page?q=1) or read "
+        "[the second]({filename}/second.md).\n"
+    )
+    (root / "content" / "second.md").write_text(
+        "Title: Second post\nDate: 2024-01-02\nCategory: notes\n\n"
+        "R\u00e9sum\u00e9 \u2014 caf\u00e9. [Mail](mailto:docs@example.org), "
+        "[spec](https://html.spec.whatwg.org/#ping).\n"
+    )
+    if toml is not None:
+        (root / "sitebeacon.toml").write_text(toml)
+    return root
+
+
+def pelican_command() -> list[str | Path]:
+    return [ssg_executable("pelican", "pelican"), "content", "-s", "pelicanconf.py", "-o", "output"]
+
+
+def pelican_build(project: Path) -> str:
+    result = run_build([*pelican_command(), "--verbose"], project)
+    built_ok(result)
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    project = make_project(tmp_path_factory.mktemp("plain"), False)
+    pelican_build(project)
+    return html_pages(project / "output")
+
+
+@pytest.fixture(scope="module")
+def plugin_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    # A sitebeacon.toml with another endpoint too: the inline SITEBEACON setting wins.
+    project = make_project(tmp_path_factory.mktemp("plugin"), True, toml='endpoint = "/no"\n')
+    return project, pelican_build(project)
+
+
+def test_every_page_gets_exactly_one_module_in_its_head(plugin_build: tuple[Path, str]) -> None:
+    project, _ = plugin_build
+    pages = html_pages(project / "output")
+    assert {"index.html", "first-post.html", "second-post.html", "archives.html"} <= set(pages)
+    for page in pages.values():
+        assert_inline_module(page, build_module(INLINE_CONFIG))
+
+
+def test_the_new_module_path_works_as_a_plugin_name(tmp_path: Path) -> None:
+    """`sitebeacon.plugins.pelican` (where the plugin lives) works as well as the old name."""
+    project = make_project(tmp_path, True, name="sitebeacon.plugins.pelican")
+    pelican_build(project)
+    tag = inline_script_tag(build_module(INLINE_CONFIG))
+    pages = html_pages(project / "output")
+    assert pages and all(page.count(tag) == 1 for page in pages.values())
+
+
+def test_outbound_links_get_ping_and_no_others(plugin_build: tuple[Path, str]) -> None:
+    project, _ = plugin_build
+    pages = html_pages(project / "output")
+    pinged = {name: check_pings(page, "/hit", "outbound") for name, page in pages.items()}
+    assert b'<a ping="/hit" href="https://example.org/page?q=1">' in pages["first-post.html"]
+    assert pinged["second-post.html"] > pinged["archives.html"]  # the spec link
+
+
+def test_output_minus_injection_is_what_pelican_wrote(
+    plain_site: dict[str, bytes], plugin_build: tuple[Path, str]
+) -> None:
+    project, _ = plugin_build
+    tag = inline_script_tag(build_module(INLINE_CONFIG))
+    assert_same_except_injection(plain_site, html_pages(project / "output"), tag, "/hit")
+
+
+def test_csp_hash_is_logged(plugin_build: tuple[Path, str]) -> None:
+    _, output = plugin_build
+    csp = f"Content-Security-Policy: script-src '{csp_hash(build_module(INLINE_CONFIG))}'"
+    assert csp in output
+
+
+def test_sitebeacon_toml_in_the_working_directory_applies(tmp_path: Path) -> None:
+    project = make_project(tmp_path, True, settings="", toml='endpoint = "/from-toml"\n')
+    pelican_build(project)
+    for page in html_pages(project / "output").values():
+        assert_inline_module(page, build_module(Config(endpoint="/from-toml")))
+
+
+@pytest.mark.parametrize(
+    ("settings", "toml", "message"),
+    [
+        ("", 'endpont = "/x"\n', "sitebeacon.toml: unknown key 'endpont'"),
+        ('SITEBEACON = {"ping": {"links": "outbund"}}\n', None, "SITEBEACON: ping.links"),
+        ('SITEBEACON_CONFIG_FILE = "missing.toml"\n', None, "missing.toml: cannot read"),
+    ],
+    ids=["toml-key", "inline-value", "missing-file"],
+)
+def test_bad_config_fails_the_build_naming_the_key(
+    tmp_path: Path, settings: str, toml: str | None, message: str
+) -> None:
+    project = make_project(tmp_path, True, settings, toml)
+    result = run_build(pelican_command(), project)
+    assert result.returncode != 0
+    # The first line naming the problem is the plugin's own log record.
+    logged = [line for line in result.stdout.splitlines() if message in line]
+    assert logged and " ERROR    sitebeacon: " in logged[0]
+    assert_nothing_injected(project / "output")

@@ -1,0 +1,164 @@
+"""The Sphinx extension: real `sphinx-build` runs, with and without it, compared byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ssg_builds import (
+    assert_inline_module,
+    assert_nothing_injected,
+    assert_same_except_injection,
+    built_ok,
+    check_pings,
+    html_pages,
+    run_build,
+    ssg_executable,
+)
+
+from sitebeacon.config import load_config
+from sitebeacon.site.generate import build_module
+from sitebeacon.site.inject import csp_hash, inline_script_tag
+
+BEACON_TOML = 'endpoint = "/b/collect"\nping.links = "all"\nevents = ["pageview", "leave"]\n'
+
+
+def make_project(
+    root: Path, extension: bool, settings: str = "", name: str = "sitebeacon.sphinx_ext"
+) -> Path:
+    """conf.py, index.rst and guide/other.rst; the config sits in beacon/sitebeacon.toml."""
+    (root / "guide").mkdir(parents=True)
+    (root / "beacon").mkdir()
+    (root / "beacon" / "sitebeacon.toml").write_text(BEACON_TOML)
+    extensions = f'["{name}"]' if extension else "[]"
+    (root / "conf.py").write_text(
+        f'project = "Beacon demo"\ncopyright = "2024, Docs team"\nextensions = {extensions}\n'
+        + settings
+    )
+    (root / "index.rst").write_text(
+        "Beacon demo\n===========\n\n"
+        "Read :doc:`guide/other` or leave for `Example <https://example.org/page?q=1>`_.\n\n"
+        ".. toctree::\n\n   guide/other\n"
+    )
+    (root / "guide" / "other.rst").write_text(
+        "Other page\n==========\n\nR\u00e9sum\u00e9 \u2014 caf\u00e9. "
+        "Write to docs@example.org_ or read the spec_.\n\n"
+        ".. _docs@example.org: mailto:docs@example.org\n"
+        ".. _spec: https://html.spec.whatwg.org/#ping\n"
+    )
+    return root
+
+
+def sphinx_build(project: Path, *extra: str) -> str:
+    command = [ssg_executable("sphinx", "sphinx-build"), "-b", "html", *extra, ".", "_build"]
+    result = run_build(command, project)
+    built_ok(result)
+    return result.stdout
+
+
+FILE_SETTING = 'sitebeacon_config_file = "beacon/sitebeacon.toml"\n'
+
+
+@pytest.fixture(scope="module")
+def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    project = make_project(tmp_path_factory.mktemp("plain"), False, FILE_SETTING)
+    sphinx_build(project)
+    return html_pages(project / "_build")
+
+
+@pytest.fixture(scope="module")
+def ext_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    project = make_project(tmp_path_factory.mktemp("ext"), True, FILE_SETTING)
+    return project, sphinx_build(project)
+
+
+def module_for(project: Path) -> str:
+    return build_module(load_config(project / "beacon" / "sitebeacon.toml"))
+
+
+def test_every_page_gets_exactly_one_module_in_its_head(ext_build: tuple[Path, str]) -> None:
+    project, _ = ext_build
+    pages = html_pages(project / "_build")
+    assert {"index.html", "guide/other.html", "genindex.html", "search.html"} <= set(pages)
+    for page in pages.values():
+        assert_inline_module(page, module_for(project))
+
+
+def test_the_new_module_path_works_as_an_extension_name(tmp_path: Path) -> None:
+    """`sitebeacon.plugins.sphinx` (where the extension lives) works as well as the old name."""
+    project = make_project(tmp_path, True, FILE_SETTING, name="sitebeacon.plugins.sphinx")
+    sphinx_build(project)
+    tag = inline_script_tag(module_for(project))
+    pages = html_pages(project / "_build")
+    assert pages and all(page.count(tag) == 1 for page in pages.values())
+
+
+def test_links_get_ping_as_configured(ext_build: tuple[Path, str]) -> None:
+    project, _ = ext_build
+    pages = html_pages(project / "_build")
+    for page in pages.values():
+        check_pings(page, "/b/collect", "all")  # local links too; not mailto: or #fragment
+    link = b'<a ping="/b/collect" class="reference external" href="https://example.org/page?q=1"'
+    assert link in pages["index.html"]
+
+
+def test_output_minus_injection_is_what_sphinx_wrote(
+    plain_site: dict[str, bytes], ext_build: tuple[Path, str]
+) -> None:
+    project, _ = ext_build
+    tag = inline_script_tag(module_for(project))
+    assert_same_except_injection(plain_site, html_pages(project / "_build"), tag, "/b/collect")
+
+
+def test_csp_hash_is_logged(ext_build: tuple[Path, str]) -> None:
+    project, output = ext_build
+    assert f"Content-Security-Policy: script-src '{csp_hash(module_for(project))}'" in output
+
+
+def test_incremental_rebuild_keeps_one_module_and_follows_the_config(tmp_path: Path) -> None:
+    project = make_project(tmp_path, True, FILE_SETTING)
+    sphinx_build(project)
+    (project / "beacon" / "sitebeacon.toml").write_text('endpoint = "/v2"\n')
+    sphinx_build(project)  # no source changed: Sphinx rewrites no page, the plugin updates all
+    for page in html_pages(project / "_build").values():
+        assert_inline_module(page, module_for(project))
+        assert b' ping="' not in page
+
+
+def test_other_builders_are_left_alone(tmp_path: Path) -> None:
+    project = make_project(tmp_path, True, 'sitebeacon = {"endpont": "/x"}\n')
+    result = run_build([ssg_executable("sphinx", "sphinx-build"), "-b", "text", ".", "_t"], project)
+    built_ok(result)  # the bad setting only matters to HTML builds
+    assert "sitebeacon" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "toml", "message"),
+    [
+        ("", 'endpont = "/x"\n', "sitebeacon.toml: unknown key 'endpont'"),
+        (
+            'sitebeacon = {"ping": {"links": "outbund"}}\n',
+            None,
+            "conf.py sitebeacon: ping.links = 'outbund' is not allowed",
+        ),
+        (
+            'sitebeacon = {"endpoint": "/x"}\n' + FILE_SETTING,
+            None,
+            "conf.py sitebeacon_config_file and conf.py sitebeacon are both set",
+        ),
+    ],
+    ids=["toml-key", "inline-value", "file-and-inline"],
+)
+def test_bad_config_fails_the_build_naming_the_key(
+    tmp_path: Path, settings: str, toml: str | None, message: str
+) -> None:
+    project = make_project(tmp_path, True, settings)
+    if toml is not None:
+        (project / "sitebeacon.toml").write_text(toml)
+    command = [ssg_executable("sphinx", "sphinx-build"), "-b", "html", ".", "_build"]
+    result = run_build(command, project)
+    assert result.returncode != 0
+    assert f"sphinx.errors.ConfigError: sitebeacon: {message}" in result.stdout.replace(
+        f"{project}/", ""
+    )
+    assert_nothing_injected(project / "_build")

@@ -1,0 +1,358 @@
+"""End to end: built sample sites, real Chromium, real receivers, real SQLite files.
+
+Every assertion is about what the receiver stored (`open_store(...).records()`), never about
+what the browser says it sent: Chromium lists requests that never reached a server and does
+not list fetchLater requests at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sitebeacon.collect.server import running_receiver
+from sitebeacon.collect.stores import open_store
+from sitebeacon.config import Config
+from sitebeacon.proof.verify import (
+    ALL_SCENARIOS,
+    ScenarioResult,
+    link_pings,
+    plan_site,
+    run_scenarios,
+)
+from sitebeacon.site.build import build_site
+from sitebeacon.site.generate import build_module
+from sitebeacon.site.inject import inject_site
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "sample_site"
+
+# What Chromium really puts on the wire for each way of sending, as the receiver stored it:
+# (transport, encoding) -> (Content-Type, Sec-Fetch-Mode). Measured with Chromium 156; the same
+# for a receiver on the page's origin and on another one (CORS decides whether the request may
+# be made, not how it looks). sendBeacon with a string or URLSearchParams is a no-cors request;
+# with an application/json Blob it is a CORS request (preflighted cross-origin). fetch with
+# keepalive and fetchLater default to mode "cors". <a ping> is the browser's own no-cors POST.
+WIRE: dict[tuple[str, str], tuple[str, str]] = {
+    ("fetchlater", "text"): ("text/plain;charset=UTF-8", "cors"),
+    ("beacon", "text"): ("text/plain;charset=UTF-8", "no-cors"),
+    ("keepalive", "text"): ("text/plain;charset=UTF-8", "cors"),
+    ("fetchlater", "json"): ("application/json", "cors"),
+    ("beacon", "json"): ("application/json", "cors"),
+    ("keepalive", "json"): ("application/json", "cors"),
+    ("fetchlater", "form"): ("application/x-www-form-urlencoded;charset=UTF-8", "cors"),
+    ("beacon", "form"): ("application/x-www-form-urlencoded;charset=UTF-8", "no-cors"),
+    ("keepalive", "form"): ("application/x-www-form-urlencoded;charset=UTF-8", "cors"),
+    ("ping", "text"): ("text/ping", "no-cors"),
+    ("ping", "json"): ("text/ping", "no-cors"),
+    ("ping", "form"): ("text/ping", "no-cors"),
+}
+
+FAST = (1, 2, 5, 6, 7, 8)  # every kind of leave, for the cases that need not run all nine
+
+
+@dataclass
+class Run:
+    config: Config
+    results: list[ScenarioResult]
+    rows: list[dict[str, Any]]  # everything the collecting receiver stored
+    site_origin: str
+    collector: str
+
+
+@contextlib.contextmanager
+def served(
+    tmp_path: Path, origin: str | None = None, allowed: bool = True
+) -> Iterator[tuple[Path, str, str, str]]:
+    """(site dir, site base URL, endpoint, collecting DB URL): the site served on one loopback
+    port; with `origin="other"` the records go to a receiver on a second port."""
+    site = tmp_path / "site"
+    site.mkdir()
+    collect_db = f"sqlite:///{tmp_path / 'collect.db'}"
+    site_db = f"sqlite:///{tmp_path / 'site.db'}" if origin else collect_db
+    with running_receiver(site_db, site_dir=site) as base, contextlib.ExitStack() as stack:
+        endpoint = "/collect"
+        if origin:
+            other = stack.enter_context(
+                running_receiver(collect_db, allow_origins=[base] if allowed else [])
+            )
+            endpoint = f"{other}/collect"
+        yield site, base, endpoint, collect_db
+
+
+def drive(
+    chromium: str,
+    tmp_path: Path,
+    scenarios: tuple[int, ...] = ALL_SCENARIOS,
+    *,
+    origin: str | None = None,
+    allowed: bool = True,
+    timeout: float = 10,
+    then: Callable[[Run], None] | None = None,
+    **settings: Any,
+) -> Run:
+    """Serve a sample site built with `settings`, run `scenarios`, and call `then` with the
+    result while the receivers still run."""
+    with served(tmp_path, origin, allowed) as (site, base, endpoint, collect_db):
+        config = Config(endpoint=endpoint, **settings)
+        build_site(SAMPLE, site, config)
+        plan, start = plan_site(site)
+        plan = replace(plan, base=base)
+        with open_store(collect_db) as store:
+            results = asyncio.run(
+                run_scenarios(
+                    chromium,
+                    plan,
+                    config,
+                    store.records,
+                    scenarios=scenarios,
+                    ping_on=link_pings(start, plan),
+                    timeout=timeout,
+                )
+            )
+            run = Run(config, results, store.records(), base, endpoint)
+        if then is not None:
+            then(run)
+    return run
+
+
+def assert_delivered(run: Run) -> None:
+    """Every scenario stored exactly what the configuration promises, without page errors."""
+    for result in run.results:
+        summary = result.to_dict()
+        assert result.failures == [], summary
+        assert result.missing == [], summary
+        assert result.duplicates == [], summary
+        assert result.unexpected == [], summary
+        assert result.page_errors == [], summary
+        assert result.console_errors == [], summary
+
+
+def assert_wire(run: Run) -> None:
+    """The transport each record names matches what the receiver saw on the wire."""
+    for row in run.rows:
+        want = WIRE[(row["transport"], run.config.encoding)]
+        assert (row["content_type"], row["fetch_mode"]) == want, row
+
+
+def transports(run: Run, type_: str) -> set[str]:
+    return {row["transport"] for row in run.rows if row["type"] == type_}
+
+
+@pytest.mark.parametrize("transport", ["fetchlater", "beacon", "keepalive"])
+def test_each_transport_alone(chromium: str, tmp_path: Path, transport: str) -> None:
+    run = drive(chromium, tmp_path, transport=(transport,))
+    assert_delivered(run)
+    assert_wire(run)
+    assert transports(run, "leave") == {transport}
+    stored = {r.number: [row["type"] for row in r.stored] for r in run.results}
+    if transport == "fetchlater":  # armed ahead of time: survives a crash and a closed browser
+        assert stored[8].count("leave") == stored[9].count("leave") == 1
+    else:
+        assert "leave" not in stored[8]
+
+
+def test_default_order_uses_fetchlater_and_delivers_everywhere(
+    chromium: str, tmp_path: Path
+) -> None:
+    run = drive(chromium, tmp_path)
+    assert_delivered(run)
+    assert_wire(run)
+    assert transports(run, "leave") == {"fetchlater"}
+    for result in run.results:  # a leave record for every visit, crash and closed browser too
+        visits = 2 if result.number in (4, 7) else 1
+        leaves = [row for row in result.stored if row["type"] == "leave"]
+        assert len(leaves) == visits
+        assert len({row["id"] for row in leaves}) == visits
+    bfcache = next(r for r in run.results if r.number == 7)
+    assert any("back-forward cache" in note for note in bfcache.notes)
+    hidden = next(r for r in run.results if r.number == 6)
+    assert any("visibilityState hidden" in note for note in hidden.notes)
+    outbound = [row for row in run.rows if row["type"] == "outbound"]
+    assert len(outbound) == 1 and outbound[0]["target"].startswith("https://")
+
+
+@pytest.mark.parametrize("first", ["beacon", "keepalive"])
+def test_fetchlater_listed_later_covers_crash_and_close(
+    chromium: str, tmp_path: Path, first: str
+) -> None:
+    # The first transport sends what page events can send; the copy armed with fetchLater
+    # delivers the leave record where no page event runs (crash, closed browser).
+    run = drive(chromium, tmp_path, (1, 5, 8, 9), transport=(first, "fetchlater"))
+    assert_delivered(run)
+    assert_wire(run)
+    by_scenario = {
+        r.number: {row["type"]: row["transport"] for row in r.stored} for r in run.results
+    }
+    assert by_scenario[1]["leave"] == by_scenario[5]["leave"] == first
+    assert by_scenario[8]["leave"] == by_scenario[9]["leave"] == "fetchlater"
+    assert all(by_scenario[n]["pageview"] == first for n in by_scenario)
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_each_encoding(chromium: str, tmp_path: Path, encoding: str) -> None:
+    run = drive(chromium, tmp_path, FAST, encoding=encoding)
+    assert_delivered(run)
+    assert_wire(run)
+    leaves = [row for row in run.rows if row["type"] == "leave"]
+    assert leaves and all(isinstance(row["data"]["visible_ms"], int) for row in leaves)
+
+
+@pytest.mark.parametrize("encoding", ["text", "json"])
+@pytest.mark.parametrize("transport", [("beacon",), ("keepalive",), ("fetchlater",)])
+def test_receiver_on_another_origin_allowed(
+    chromium: str, tmp_path: Path, encoding: str, transport: tuple[str, ...]
+) -> None:
+    run = drive(
+        chromium, tmp_path, (1, 2, 5), origin="other", encoding=encoding, transport=transport
+    )
+    assert_delivered(run)
+    assert_wire(run)
+    assert transports(run, "leave") == set(transport)
+
+
+def test_receiver_on_another_origin_not_allowed_stores_nothing(
+    chromium: str, tmp_path: Path
+) -> None:
+    def refused(run: Run) -> None:
+        """What the browser got instead: 403, and no permission in a preflight's answer."""
+        headers = {"Origin": run.site_origin, "Content-Type": "text/plain"}
+        body = '{"v":1,"id":"x1","type":"pageview","url":"http://a/"}'
+        assert httpx.post(run.collector, content=body, headers=headers).status_code == 403
+        preflight = httpx.options(
+            run.collector,
+            headers={
+                "Origin": run.site_origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert "access-control-allow-origin" not in preflight.headers
+
+    run = drive(
+        chromium,
+        tmp_path,
+        (1, 5),
+        origin="other",
+        allowed=False,
+        timeout=2,
+        transport=("beacon", "keepalive"),
+        then=refused,
+    )
+    assert run.rows == []
+    for result in run.results:
+        assert result.stored == [] and result.page_errors == []
+        assert result.missing  # and the report says so
+
+
+def test_ping_links_outbound(chromium: str, tmp_path: Path) -> None:
+    run = drive(chromium, tmp_path, (1, 2), ping_links="outbound")
+    assert_delivered(run)
+    assert_wire(run)
+    outbound = [row for row in run.rows if row["type"] == "outbound"]
+    # The browser's ping is the one record of the click: the module sends none of its own.
+    assert [(row["transport"], row["content_type"]) for row in outbound] == [("ping", "text/ping")]
+    click = next(r for r in run.results if r.number == 2)
+    assert outbound[0]["url"] == click.url
+    assert outbound[0]["target"].startswith("https://")
+
+
+# --- navigation is not delayed ---------------------------------------------------------------
+
+
+class _Arrivals(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory and notes when each GET arrived (time.monotonic, this process)."""
+
+    arrivals: list[tuple[str, float]]
+
+    def do_GET(self) -> None:
+        self.arrivals.append((self.path, time.monotonic()))
+        super().do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _pages(directory: Path) -> None:
+    link = '<p><a id="next" href="b.html" style="font-size:40px">next</a></p>'
+    for name in ("a.html", "b.html"):
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(
+            f"<!doctype html><html><head><title>{name}</title></head><body>{link}</body></html>"
+        )
+
+
+async def _click_to_request(
+    chromium: str, base: str, arrivals: list[tuple[str, float]], tries: int
+) -> dict[str, list[float]]:
+    from playwright.async_api import async_playwright
+
+    from sitebeacon.proof.browser import LAUNCH_ARGS
+
+    timings: dict[str, list[float]] = {"with": [], "without": []}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        for _ in range(tries):
+            for variant in ("without", "with"):  # interleaved: drift hits both alike
+                page = await browser.new_page()
+                await page.goto(f"{base}/{variant}/a.html")
+                await page.wait_for_timeout(200)  # the module's load work is done
+                box = await page.locator("#next").bounding_box()
+                assert box is not None
+                arrivals.clear()
+                clicked = time.monotonic()
+                await page.mouse.click(box["x"] + 5, box["y"] + 5)
+                await page.wait_for_url("**/b.html")
+                arrived = next(t for path, t in arrivals if path.endswith("/b.html"))
+                timings[variant].append(arrived - clicked)
+                await page.close()
+        await browser.close()
+    return timings
+
+
+def test_the_module_does_not_delay_navigation(chromium: str, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _pages(root / "with")
+    _pages(root / "without")
+    arrivals: list[tuple[str, float]] = []
+    handler = type("Handler", (_Arrivals,), {"arrivals": arrivals})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(handler, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with running_receiver(f"sqlite:///{tmp_path / 'r.db'}", allow_origins=[base]) as other:
+            with_config = Config(endpoint=f"{other}/collect")
+            inject_site(root / "with", with_config, build_module(with_config))
+            timings = asyncio.run(_click_to_request(chromium, base, arrivals, tries=7))
+            with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    leaves = [
+                        r
+                        for r in store.records()
+                        if r["type"] == "leave" and r["url"].endswith("/with/a.html")
+                    ]
+                    if len(leaves) >= 7:
+                        break
+                    time.sleep(0.05)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with_module = statistics.median(timings["with"])
+    without = statistics.median(timings["without"])
+    assert with_module < without * 1.25 + 0.050, timings
+    assert len(leaves) == 7  # and every one of those clicks was reported

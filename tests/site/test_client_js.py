@@ -1,0 +1,716 @@
+"""The client module's behaviour in real Chromium, against a real HTTP server on 127.0.0.1.
+
+The server here is a small recorder from the standard library (the real receiver is tested on
+its own): it serves test pages with the module inline and keeps every POST body it receives.
+
+Headless Chromium under Playwright always reports the page as visible (Playwright holds focus
+emulation on, and new tabs, bring_to_front, minimising and Target.activateTarget all leave
+`document.visibilityState` at "visible"), so the tests of repeated hide/show drive
+`document.hidden` and dispatch `visibilitychange` from the page; a real hide in a raw-CDP
+Chromium is covered by scenario 6 of `sitebeacon verify`. Everything else is real: navigation,
+the back-forward cache, renderer crashes, and each transport's own requests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+
+from sitebeacon.config import Config
+from sitebeacon.site.generate import build_module
+
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Only loopback resolves: no test can reach the network.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+WAIT = 5.0
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Received:
+    """One POST body as the server got it."""
+
+    path: str
+    content_type: str
+    raw: bytes
+    headers: dict[str, str]
+    records: list[Record]
+
+
+@dataclass
+class Recorder:
+    """What the test server serves (`pages`) and what it was sent (`received`)."""
+
+    pages: dict[str, bytes] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base: str = ""
+
+    def records(self, url: str, type_: str | None = None) -> list[Record]:
+        """Records about the page at `url` (any #fragment; optionally one type), by arrival."""
+        with self.lock:
+            bodies = list(self.received)
+        return [
+            record
+            for body in bodies
+            for record in body.records
+            if str(record.get("url")).split("#")[0] == url
+            and (type_ is None or record.get("type") == type_)
+        ]
+
+    def wait_records(
+        self, url: str, type_: str, count: int = 1, timeout: float = WAIT
+    ) -> list[Record]:
+        """Wait until at least `count` records of `type_` about `url` arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.records(url, type_)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        found = self.records(url, type_)
+        assert len(found) >= count, f"{count} {type_} record(s) for {url} expected, got {found}"
+        return found
+
+    def bodies(self, predicate: Callable[[Received], bool]) -> list[Received]:
+        with self.lock:
+            return [body for body in self.received if predicate(body)]
+
+
+def parse_body(content_type: str, raw: bytes) -> list[Record]:
+    """The records in a body, per docs/protocol.md "Encodings" (a ping body holds none)."""
+    media_type = content_type.split(";")[0].strip()
+    if media_type in ("text/plain", "application/json"):
+        decoded = json.loads(raw)
+        return decoded if isinstance(decoded, list) else [decoded]
+    if media_type == "application/x-www-form-urlencoded":
+        return [dict(parse_qsl(raw.decode(), keep_blank_values=True))]
+    return []
+
+
+def serve(recorder: Recorder) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            page = recorder.pages.get(self.path)
+            if page is None:
+                page = b"<!doctype html><title>elsewhere</title><p>elsewhere"
+            if self.path == "/favicon.ico":
+                self.send_response(204)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            content_type = self.headers.get("Content-Type", "")
+            body = Received(
+                self.path, content_type, raw, dict(self.headers), parse_body(content_type, raw)
+            )
+            with recorder.lock:
+                recorder.received.append(body)
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    recorder.base = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Recorder]:
+    recorder = Recorder()
+    server = serve(recorder)
+    yield recorder
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def elsewhere() -> Iterator[Recorder]:
+    """Another origin (another port) for outbound links to land on."""
+    recorder = Recorder()
+    server = serve(recorder)
+    yield recorder
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    """One Chromium for the module (the `chromium` fixture skips, or fails under CI=true)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium,
+            args=LAUNCH_ARGS,
+            # Playwright turns the back-forward cache off; the module must handle it, so keep it.
+            ignore_default_args=["--disable-back-forward-cache"],
+        )
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Tab:
+    """A page in a fresh context, with every error it logged and the /collect requests seen."""
+
+    page: Any
+    errors: list[str]
+    collect_requests: list[str]  # Playwright resource types of the POSTs to /collect
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+    page.on(
+        "request",
+        lambda request: (
+            requests.append(request.resource_type)
+            if request.method == "POST" and request.url.endswith("/collect")
+            else None
+        ),
+    )
+    yield Tab(page, errors, requests)
+    cookies = context.cookies()
+    context.close()
+    assert errors == [], "the module must not throw or log errors into the page"
+    assert cookies == [], "the module must set no cookies"
+
+
+_page_numbers = itertools.count()
+
+SCRIPT_IN_HEAD = "<script data-sitebeacon>{module}</script>"
+
+
+def add_page(site: Recorder, config: Config, body: str = "", head: str = "") -> str:
+    """Serve a page carrying the module for `config`; return its URL (unique per call)."""
+    path = f"/page/{next(_page_numbers)}"
+    html = (
+        "<!doctype html><html><head><meta charset=utf-8><title>test</title>"
+        + head
+        + SCRIPT_IN_HEAD.format(module=build_module(config))
+        + f"</head><body>{body}<a id=next href=/next>next</a></body></html>"
+    )
+    site.pages[path] = html.encode()
+    return site.base + path
+
+
+def leave_page(tab: Tab) -> None:
+    """Leave the page the way a reader does: follow a same-origin link."""
+    tab.page.click("#next")
+    tab.page.wait_for_url("**/next")
+
+
+# Drive visibility from the page: see the module docstring for why.
+SET_HIDDEN = """hidden => {
+  Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+  Object.defineProperty(document, "visibilityState", {
+    configurable: true, get: () => hidden ? "hidden" : "visible"});
+  document.dispatchEvent(new Event("visibilitychange"));
+  if (!hidden) {  // shown again: back to the real (visible) state, so a navigation hides it
+    delete document.hidden;
+    delete document.visibilityState;
+  }
+}"""
+
+
+def set_hidden(tab: Tab, hidden: bool) -> None:
+    tab.page.evaluate(SET_HIDDEN, hidden)
+
+
+def crash(browser: Any, tab: Tab) -> None:
+    """Crash the page's renderer with CDP Page.crash.
+
+    Page.crash never answers, so it is sent through a browser-level CDP session as a raw
+    message to the page target, which does not wait for a reply.
+    """
+    own = tab.page.context.new_cdp_session(tab.page)
+    target_id = own.send("Target.getTargetInfo")["targetInfo"]["targetId"]
+    session = browser.new_browser_cdp_session()
+    attached = session.send("Target.attachToTarget", {"targetId": target_id, "flatten": False})
+    message = json.dumps({"id": 1, "method": "Page.crash"})
+    session.send(
+        "Target.sendMessageToTarget", {"sessionId": attached["sessionId"], "message": message}
+    )
+    tab.page.wait_for_event("crash", timeout=WAIT * 1000)
+
+
+def check_record(record: Record, url: str, type_: str) -> None:
+    assert record["v"] == 1
+    assert ID_PATTERN.fullmatch(record["id"]), record["id"]
+    assert record["type"] == type_
+    assert record["url"] == url
+    assert abs(record["ts"] - time.time() * 1000) < 60_000
+
+
+# --- page views and leaves ----------------------------------------------------------------
+
+
+def test_pageview_arrives_on_load_with_referrer(site: Recorder, tab: Tab) -> None:
+    url = add_page(site, Config())
+    site.pages["/from"] = f'<!doctype html><a id=go href="{url}">go</a>'.encode()
+    tab.page.goto(site.base + "/from")
+    tab.page.click("#go")
+    [pageview] = site.wait_records(url, "pageview")
+    check_record(pageview, url, "pageview")
+    assert pageview["ref"] == site.base + "/from"
+    assert pageview["transport"] == "fetchlater"
+
+
+def test_leave_arrives_on_navigation_with_visible_time(site: Recorder, tab: Tab) -> None:
+    url = add_page(site, Config())
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    time.sleep(0.5)
+    started = time.monotonic()
+    leave_page(tab)
+    [leave] = site.wait_records(url, "leave")
+    check_record(leave, url, "leave")
+    assert leave["transport"] == "fetchlater"
+    assert 500 <= leave["data"]["visible_ms"] <= (time.monotonic() - started + 0.5 + 2) * 1000
+    time.sleep(0.5)
+    assert len(site.records(url, "leave")) == 1, "pagehide after hidden must not send again"
+
+
+@pytest.mark.parametrize(
+    ("transport", "carrier", "resource_type"),
+    [
+        (("beacon",), "beacon", "ping"),
+        (("keepalive",), "keepalive", "fetch"),
+        (("fetchlater",), "fetchlater", None),
+        (("beacon", "fetchlater", "keepalive"), "beacon", "ping"),
+        (("keepalive", "beacon"), "keepalive", "fetch"),
+    ],
+)
+def test_transport_field_names_what_carried_the_record(
+    site: Recorder,
+    tab: Tab,
+    transport: tuple[str, ...],
+    carrier: str,
+    resource_type: str | None,
+) -> None:
+    url = add_page(site, Config(transport=transport))
+    tab.page.goto(url)
+    [pageview] = site.wait_records(url, "pageview")
+    leave_page(tab)
+    [leave] = site.wait_records(url, "leave")
+    assert pageview["transport"] == leave["transport"] == carrier
+    # Playwright sees the page view's request (a leave sent while the page unloads may not be
+    # reported): its resource type says which API made it.
+    if resource_type is None:
+        assert "ping" not in tab.collect_requests  # fetchLater's own requests show as fetch
+    else:
+        assert tab.collect_requests[0] == resource_type
+        assert set(tab.collect_requests) == {resource_type}
+
+
+def test_one_shot_records_through_fetchlater_arrive_at_once(site: Recorder, tab: Tab) -> None:
+    # With fetchlater first, a page view is handed to fetchLater with activateAfter: 0; it must
+    # reach the server while the reader is still on the page, not only when they leave.
+    url = add_page(site, Config(transport=("fetchlater", "beacon")))
+    tab.page.goto(url)
+    [pageview] = site.wait_records(url, "pageview", timeout=2.0)
+    assert pageview["transport"] == "fetchlater"
+    assert tab.page.url == url
+
+
+# --- encodings ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "media_type"),
+    [
+        ("text", "text/plain;charset=UTF-8"),
+        ("json", "application/json"),
+        ("form", "application/x-www-form-urlencoded;charset=UTF-8"),
+    ],
+)
+@pytest.mark.parametrize("transport", ["fetchlater", "beacon", "keepalive"])
+def test_encodings_follow_the_protocol(
+    site: Recorder, tab: Tab, encoding: str, media_type: str, transport: str
+) -> None:
+    url = add_page(site, Config(transport=(transport,), encoding=encoding))
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    time.sleep(0.2)
+    leave_page(tab)
+    [leave] = site.wait_records(url, "leave")
+    [body] = site.bodies(lambda body: body.records == [leave])
+    assert body.content_type == media_type
+    if encoding == "form":
+        # One field per record field; numbers as decimal strings, data as a JSON string.
+        assert leave["v"] == "1" and leave["seq"].isdigit() and leave["ts"].isdigit()
+        assert json.loads(leave["data"])["visible_ms"] >= 200
+        assert body.raw.decode().startswith("v=1&id=")
+    else:
+        assert leave["v"] == 1 and leave["data"]["visible_ms"] >= 200
+    assert leave["transport"] == transport
+
+
+# --- falling back ---------------------------------------------------------------------------
+
+
+def test_quota_exceeded_fetchlater_falls_back(site: Recorder, tab: Tab) -> None:
+    tab.page.add_init_script(
+        "window.fetchLater = () => { throw new DOMException('full', 'QuotaExceededError'); };"
+    )
+    url = add_page(site, Config())
+    tab.page.goto(url)
+    [pageview] = site.wait_records(url, "pageview")
+    leave_page(tab)
+    [leave] = site.wait_records(url, "leave")
+    assert pageview["transport"] == leave["transport"] == "beacon"
+    assert tab.collect_requests[0] == "ping"
+
+
+def test_refused_beacon_falls_back_to_keepalive(site: Recorder, tab: Tab) -> None:
+    tab.page.add_init_script("navigator.sendBeacon = () => false;")
+    url = add_page(site, Config(transport=("beacon", "keepalive")))
+    tab.page.goto(url)
+    [pageview] = site.wait_records(url, "pageview")
+    assert pageview["transport"] == "keepalive"
+    assert tab.collect_requests == ["fetch"]
+
+
+def test_throwing_transports_never_reach_the_page(site: Recorder, tab: Tab) -> None:
+    # Every transport throws: nothing can be sent, and the page must see no error at all
+    # (the `tab` fixture fails the test on any pageerror or console error).
+    tab.page.add_init_script(
+        "navigator.sendBeacon = () => { throw new Error('beacon broken'); };"
+        "window.fetch = () => { throw new Error('fetch broken'); };"
+        "window.fetchLater = () => { throw new Error('fetchLater broken'); };"
+    )
+    url = add_page(site, Config(events=("pageview", "leave", "outbound", "custom")))
+    tab.page.goto(url)
+    tab.page.evaluate("window.sitebeacon.event('tried', {a: 1})")
+    set_hidden(tab, True)
+    set_hidden(tab, False)
+    leave_page(tab)
+    time.sleep(0.3)
+    assert site.records(url) == []
+
+
+# --- repeats: one id per visit, rising seq ----------------------------------------------------
+
+
+def test_repeated_hide_and_show_gives_one_id_with_rising_seq(site: Recorder, tab: Tab) -> None:
+    url = add_page(site, Config(transport=("beacon",)))
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    for copies in range(1, 4):
+        time.sleep(0.2)
+        set_hidden(tab, True)
+        site.wait_records(url, "leave", copies)
+        set_hidden(tab, False)
+    set_hidden(tab, True)  # hidden again: the last figures
+    leaves = site.wait_records(url, "leave", 4)
+    leave_page(tab)  # pagehide while hidden, nothing new: no fifth copy
+    time.sleep(0.5)
+    leaves = site.records(url, "leave")
+    assert len(leaves) == 4
+    assert len({leave["id"] for leave in leaves}) == 1
+    assert [leave["seq"] for leave in leaves] == [0, 1, 2, 3]
+    visible = [leave["data"]["visible_ms"] for leave in leaves]
+    assert visible == sorted(visible) and visible[0] >= 200 and visible[2] >= 600
+
+
+def test_armed_leave_is_sent_once_with_the_final_figures(site: Recorder, tab: Tab) -> None:
+    # fetchLater first: each hide re-arms the record (abort + arm); nothing goes on the wire
+    # until the page goes away, and then only the last copy.
+    url = add_page(site, Config())
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    for _ in range(2):
+        time.sleep(0.2)
+        set_hidden(tab, True)
+        time.sleep(0.1)
+        set_hidden(tab, False)
+    time.sleep(0.3)
+    assert site.records(url, "leave") == []
+    leave_page(tab)
+    [leave] = site.wait_records(url, "leave")
+    time.sleep(0.5)
+    assert len(site.records(url, "leave")) == 1
+    # Armed at load (seq 0), re-armed at each of the two hides and at the final pagehide.
+    assert leave["seq"] == 3
+    assert 700 <= leave["data"]["visible_ms"] < 5000
+    assert leave["transport"] == "fetchlater"
+
+
+def test_bfcache_restore_starts_a_new_visit(site: Recorder, tab: Tab) -> None:
+    url = add_page(
+        site,
+        Config(),
+        head="<script>addEventListener('pageshow', e => "
+        "{ if (e.persisted) window.restored = true; });</script>",
+    )
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    leave_page(tab)
+    site.wait_records(url, "leave")
+    tab.page.go_back(wait_until="commit")
+    tab.page.wait_for_function("window.restored === true", timeout=WAIT * 1000)
+    pageviews = site.wait_records(url, "pageview", 2)
+    time.sleep(0.3)
+    leave_page(tab)
+    leaves = site.wait_records(url, "leave", 2)
+    time.sleep(0.5)
+    leaves = site.records(url, "leave")
+    assert len(pageviews) == 2 and pageviews[0]["id"] != pageviews[1]["id"]
+    assert len(leaves) == 2 and leaves[0]["id"] != leaves[1]["id"]
+    assert leaves[1]["data"]["visible_ms"] >= 300
+
+
+# --- crash ---------------------------------------------------------------------------------
+
+
+def test_armed_leave_survives_a_renderer_crash(browser: Any, site: Recorder, tab: Tab) -> None:
+    url = add_page(site, Config())
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    crash(browser, tab)
+    [leave] = site.wait_records(url, "leave")
+    check_record(leave, url, "leave")
+    assert leave["transport"] == "fetchlater"
+    tab.errors.clear()  # the crash itself is not the module's error
+
+
+def test_rearm_timer_bounds_what_a_crash_loses(browser: Any, site: Recorder, tab: Tab) -> None:
+    # A fake clock (Date and timers only; fetchLater stays real) lets 25 s of reading pass at
+    # once: the record re-armed every 10 s holds all but the last interval when the renderer dies.
+    tab.page.clock.install()
+    url = add_page(site, Config())
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    tab.page.clock.run_for(25_000)
+    crash(browser, tab)
+    [leave] = site.wait_records(url, "leave")
+    assert 25_000 - 10_000 <= leave["data"]["visible_ms"] <= 25_000  # lost at most one interval
+    assert leave["seq"] == 2
+    tab.errors.clear()
+
+
+@pytest.mark.parametrize("first", ["beacon", "keepalive"])
+def test_fetchlater_listed_later_still_arms_for_a_crash(
+    browser: Any, site: Recorder, tab: Tab, first: str
+) -> None:
+    # fetchLater after another transport: the leave record is still armed while visible, so a
+    # renderer crash (no page event runs) delivers it; the page view went by the first choice.
+    url = add_page(site, Config(transport=(first, "fetchlater")))
+    tab.page.goto(url)
+    [pageview] = site.wait_records(url, "pageview")
+    assert pageview["transport"] == first
+    time.sleep(0.3)
+    crash(browser, tab)
+    [leave] = site.wait_records(url, "leave")
+    assert leave["transport"] == "fetchlater" and leave["seq"] == 0
+    tab.errors.clear()
+
+
+def test_fetchlater_listed_later_leaves_the_hide_to_the_first(site: Recorder, tab: Tab) -> None:
+    # On hide the armed copy is cancelled and the first transport sends the figures: exactly one
+    # copy per hide on the wire, none by fetchLater; shown again, the record is re-armed.
+    url = add_page(site, Config(transport=("beacon", "fetchlater")))
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    time.sleep(0.2)
+    set_hidden(tab, True)
+    [first] = site.wait_records(url, "leave")
+    set_hidden(tab, False)
+    time.sleep(0.3)
+    leave_page(tab)
+    leaves = site.wait_records(url, "leave", 2)
+    time.sleep(0.8)  # an armed copy left behind would arrive now
+    leaves = site.records(url, "leave")
+    assert [leave["transport"] for leave in leaves] == ["beacon", "beacon"]
+    assert first["data"]["visible_ms"] >= 200
+    assert leaves[1]["data"]["visible_ms"] >= first["data"]["visible_ms"] + 300
+    # seq: armed at load (0), sent at the hide (1), armed when shown (2), sent at the leave (3).
+    assert [leave["seq"] for leave in leaves] == [1, 3]
+    assert len({leave["id"] for leave in leaves}) == 1
+
+
+def test_nothing_is_armed_after_pagehide(browser: Any, site: Recorder, tab: Tab) -> None:
+    # Headless Chromium can report the page visible after pagehide (entering the back-forward
+    # cache); the visit is over then, so nothing may be re-armed: a crash afterwards must not
+    # deliver a second, fetchLater copy.
+    url = add_page(site, Config(transport=("beacon", "fetchlater")))
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    time.sleep(0.2)
+    tab.page.evaluate(
+        """() => {
+          dispatchEvent(new PageTransitionEvent("pagehide", {persisted: true}));
+          document.dispatchEvent(new Event("visibilitychange"));  // document.hidden is false
+        }"""
+    )
+    [leave] = site.wait_records(url, "leave")
+    time.sleep(0.3)
+    crash(browser, tab)
+    time.sleep(1.0)  # a copy armed after pagehide would arrive now
+    assert [copy["transport"] for copy in site.records(url, "leave")] == ["beacon"]
+    assert leave["data"]["visible_ms"] >= 200
+    tab.errors.clear()
+
+
+# --- outbound clicks ------------------------------------------------------------------------
+
+
+def test_outbound_click_records_target_and_navigates(
+    site: Recorder, elsewhere: Recorder, tab: Tab
+) -> None:
+    target = elsewhere.base + "/landing?from=test"
+    # The page's own handler stops propagation: the module listens in the capture phase.
+    url = add_page(
+        site,
+        Config(),
+        f'<a id=out href="{target}" onclick="event.stopPropagation()">out</a>',
+    )
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    tab.page.click("#out")
+    tab.page.wait_for_url(target)  # the click was not prevented
+    [outbound] = site.wait_records(url, "outbound")
+    check_record(outbound, url, "outbound")
+    assert outbound["target"] == target
+    assert outbound["transport"] == "fetchlater"
+
+
+def test_outbound_middle_click_counts_right_click_does_not(
+    site: Recorder, elsewhere: Recorder, tab: Tab
+) -> None:
+    middle, right, left = (elsewhere.base + f"/{name}" for name in ("middle", "right", "left"))
+    url = add_page(
+        site,
+        Config(transport=("beacon",)),
+        f'<a id=m href="{middle}">m</a> <a id=r href="{right}">r</a> '
+        f'<a id=l href="{left}" target=_blank>l</a>',
+    )
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    tab.page.click("#m", button="middle")
+    site.wait_records(url, "outbound")
+    tab.page.click("#r", button="right")
+    tab.page.keyboard.press("Escape")
+    tab.page.click("#l")  # a later click as a barrier: its record arrives after any from #r
+    site.wait_records(url, "outbound", 2)
+    time.sleep(0.3)
+    assert [record["target"] for record in site.records(url, "outbound")] == [middle, left]
+
+
+def test_links_left_alone(site: Recorder, elsewhere: Recorder, tab: Tab) -> None:
+    pinged = elsewhere.base + "/pinged"
+    url = add_page(
+        site,
+        Config(transport=("beacon",)),
+        f'<a id=ping href="{pinged}" ping="/collect" target=_blank>ping</a>'
+        '<a id=same href="/same" target=_blank>same</a>'
+        '<a id=frag href="#top">fragment</a>'
+        f'<a id=barrier href="{elsewhere.base}/barrier" target=_blank>barrier</a>',
+    )
+    tab.page.goto(url)
+    site.wait_records(url, "pageview")
+    for link in ("#ping", "#same", "#frag", "#barrier"):
+        tab.page.click(link)
+    [outbound] = site.wait_records(url, "outbound")
+    assert outbound["target"] == elsewhere.base + "/barrier"
+    # The browser's own <a ping> went out instead (text/ping, body PING).
+    deadline = time.monotonic() + WAIT
+    while not site.bodies(lambda body: body.raw == b"PING") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [ping] = site.bodies(lambda body: body.raw == b"PING")
+    assert ping.content_type == "text/ping" and ping.headers["Ping-To"] == pinged
+    time.sleep(0.3)
+    assert len(site.records(url, "outbound")) == 1
+
+
+# --- custom events and privacy --------------------------------------------------------------
+
+
+def test_custom_events(site: Recorder, tab: Tab) -> None:
+    url = add_page(site, Config(events=("custom",)))
+    tab.page.goto(url)
+    tab.page.evaluate("window.sitebeacon.event('signup', {plan: 'pro'})")
+    tab.page.evaluate("window.sitebeacon.event('huge', {blob: 'x'.repeat(20000)})")
+    [signup] = site.wait_records(url, "signup")
+    check_record(signup, url, "signup")
+    assert signup["data"] == {"plan": "pro"} and signup["transport"] == "fetchlater"
+    [huge] = site.wait_records(url, "huge")
+    assert "data" not in huge  # over 16 KiB: left out, the event still counted
+    tab.page.evaluate("window.sitebeacon.event('Bad Name', {})")
+    tab.page.evaluate("window.sitebeacon.event('listed', [1, 2])")
+    [listed] = site.wait_records(url, "listed")
+    assert "data" not in listed  # data must be an object
+    assert all(record["type"] != "Bad Name" for record in site.records(url))
+    assert site.records(url, "pageview") == []  # not configured, not sent
+
+
+@pytest.mark.parametrize(
+    "privacy_signal",
+    [
+        "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'});",
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});",
+    ],
+)
+def test_respect_dnt_sends_nothing(site: Recorder, tab: Tab, privacy_signal: str) -> None:
+    config = Config(events=("pageview", "leave", "outbound", "custom"), respect_dnt=True)
+    tab.page.add_init_script(privacy_signal)
+    url = add_page(site, config)
+    tab.page.goto(url)
+    tab.page.evaluate("window.sitebeacon.event('ignored', {})")  # still callable
+    leave_page(tab)
+    # The same config in a tab without the signal sends (so the wait is long enough to notice).
+    control = add_page(site, config)
+    tab.page.context.new_page().goto(control)
+    site.wait_records(control, "pageview")
+    time.sleep(0.5)
+    assert site.records(url) == []
+
+
+def test_module_adds_no_global_but_sitebeacon(site: Recorder, tab: Tab) -> None:
+    blank = site.base + "/blank"
+    site.pages["/blank"] = b"<!doctype html><title>blank</title>"
+    tab.page.goto(blank)
+    before = set(tab.page.evaluate("Object.keys(window)"))
+    url = add_page(site, Config(events=("pageview", "leave", "outbound", "custom")))
+    tab.page.goto(url)
+    after = set(tab.page.evaluate("Object.keys(window)"))
+    assert after - before == {"sitebeacon"}
+    assert tab.page.evaluate("document.cookie") == ""
