@@ -6,6 +6,7 @@ one line that names the key, the bad value and what is allowed, before anything 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,10 +19,40 @@ from sitebeacon.protocol import ENCODINGS, EVENTS
 
 PING_LINKS = ("none", "outbound", "all")
 SCRIPT_MODES = ("inline", "external")
+SPA_MODES = ("history", "hash", "off")
+DEFAULT_KEEP_QUERY = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "ref",
+)
+DEFAULT_DOWNLOAD_EXTENSIONS = (
+    "pdf", "zip", "gz", "tgz", "dmg", "exe", "msi", "deb", "rpm", "epub", "mp3", "mp4", "csv",
+    "xlsx", "docx", "pptx",
+)  # fmt: skip
 
-TOP_KEYS = ("endpoint", "transport", "encoding", "events", "respect_dnt", "ping", "script")
+TOP_KEYS = (
+    "endpoint",
+    "transport",
+    "encoding",
+    "events",
+    "respect_dnt",
+    "ping",
+    "script",
+    "spa",
+    "hosts",
+    "privacy",
+    "downloads",
+)
 PING_KEYS = ("links",)
 SCRIPT_KEYS = ("mode",)
+PRIVACY_KEYS = ("keep_query", "ignore_hosts")
+DOWNLOADS_KEYS = ("extensions",)
+_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?")
+_QUERY_NAME = re.compile(r"[^\s&=#]{1,64}")
+_EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 
 
 class ConfigError(SitebeaconError):
@@ -39,6 +70,14 @@ class Config:
     respect_dnt: bool = False
     ping_links: str = "none"
     script_mode: str = "inline"
+    spa: str = "history"
+    hosts: tuple[str, ...] = ()
+    """The site's own hosts: links to them (over http or https, www or not) are not outbound."""
+    keep_query: tuple[str, ...] = DEFAULT_KEEP_QUERY
+    """Query parameters kept in stored URLs; `("*",)` keeps them all."""
+    ignore_hosts: tuple[str, ...] = ()
+    """Hosts from which the module sends nothing (staging, localhost)."""
+    download_extensions: tuple[str, ...] = DEFAULT_DOWNLOAD_EXTENSIONS
     source: str = field(default="<defaults>", compare=False)
 
     def with_endpoint(self, endpoint: str) -> Config:
@@ -82,6 +121,32 @@ def _check_subset(
     return tuple(value)
 
 
+def _check_list(
+    source: str, key: str, value: Any, pattern: re.Pattern[str], allowed: str
+) -> tuple[str, ...]:
+    """A list of distinct strings each matching `pattern` (hosts, parameter names, extensions)."""
+    if not isinstance(value, list):
+        raise _fail(source, key, value, f"a list of {allowed}")
+    for item in value:
+        if not isinstance(item, str) or not pattern.fullmatch(item):
+            raise _fail(source, key, item, f"a list of {allowed}")
+    if len(set(value)) != len(value):
+        raise _fail(source, key, value, f"a list of {allowed} (each at most once)")
+    return tuple(value)
+
+
+def _check_keep_query(source: str, value: Any) -> tuple[str, ...]:
+    if value == ["*"] or value == "*":
+        return ("*",)
+    return _check_list(
+        source,
+        "privacy.keep_query",
+        value,
+        _QUERY_NAME,
+        'query parameter names, or ["*"] to keep them all',
+    )
+
+
 def _check_keys(source: str, table: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
     for key in table:
         if key not in allowed:
@@ -103,8 +168,14 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     _check_keys(source, data, TOP_KEYS, "")
     ping = _sub_table(source, data, "ping")
     script = _sub_table(source, data, "script")
+    privacy = _sub_table(source, data, "privacy")
+    downloads = _sub_table(source, data, "downloads")
     _check_keys(source, ping, PING_KEYS, "ping.")
     _check_keys(source, script, SCRIPT_KEYS, "script.")
+    _check_keys(source, privacy, PRIVACY_KEYS, "privacy.")
+    _check_keys(source, downloads, DOWNLOADS_KEYS, "downloads.")
+    hosts = 'host names such as "example.com" (lower case, no scheme)'
+
     defaults = Config()
     respect_dnt = data.get("respect_dnt", defaults.respect_dnt)
     if not isinstance(respect_dnt, bool):
@@ -126,6 +197,19 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         ping_links=_check_choice(source, "ping.links", ping.get("links", "none"), PING_LINKS),
         script_mode=_check_choice(
             source, "script.mode", script.get("mode", "inline"), SCRIPT_MODES
+        ),
+        spa=_check_choice(source, "spa", data.get("spa", defaults.spa), SPA_MODES),
+        hosts=_check_list(source, "hosts", data.get("hosts", []), _HOST, hosts),
+        keep_query=_check_keep_query(source, privacy.get("keep_query", list(defaults.keep_query))),
+        ignore_hosts=_check_list(
+            source, "privacy.ignore_hosts", privacy.get("ignore_hosts", []), _HOST, hosts
+        ),
+        download_extensions=_check_list(
+            source,
+            "downloads.extensions",
+            downloads.get("extensions", list(defaults.download_extensions)),
+            _EXTENSION,
+            'file extensions such as "pdf" (lower case, no dot)',
         ),
         source=source,
     )

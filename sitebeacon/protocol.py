@@ -28,7 +28,8 @@ PAGEVIEW = "pageview"
 LEAVE = "leave"
 OUTBOUND = "outbound"
 CUSTOM = "custom"
-EVENTS = (PAGEVIEW, LEAVE, OUTBOUND, CUSTOM)
+DOWNLOAD = "download"
+EVENTS = (PAGEVIEW, LEAVE, OUTBOUND, CUSTOM, DOWNLOAD)
 """What the client can be configured to send (`custom` sends types named by the page)."""
 
 CLIENT_TRANSPORTS = ("fetchlater", "beacon", "keepalive")

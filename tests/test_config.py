@@ -220,3 +220,71 @@ def test_with_endpoint_is_validated() -> None:
     assert config.endpoint == "http://127.0.0.1:9/collect"
     with pytest.raises(ConfigError, match="endpoint = 'javascript:alert'"):
         Config().with_endpoint("javascript:alert")
+
+
+def test_routing_privacy_hosts_and_downloads_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "site.toml",
+        """
+spa = "hash"
+hosts = ["example.com", "www.example.com", "docs.example.com:8443"]
+events = ["pageview", "download"]
+[privacy]
+keep_query = ["q", "utm_source"]
+ignore_hosts = ["localhost", "staging.example.com"]
+[downloads]
+extensions = ["pdf", "7z"]
+""",
+    )
+    config = load_config(path)
+    assert config.spa == "hash"
+    assert config.hosts == ("example.com", "www.example.com", "docs.example.com:8443")
+    assert config.events == ("pageview", "download")
+    assert config.keep_query == ("q", "utm_source")
+    assert config.ignore_hosts == ("localhost", "staging.example.com")
+    assert config.download_extensions == ("pdf", "7z")
+    assert parse_config({"privacy": {"keep_query": ["*"]}}).keep_query == ("*",)
+    defaults = Config()
+    assert (defaults.spa, defaults.hosts, defaults.ignore_hosts) == ("history", (), ())
+    assert defaults.keep_query == (
+        "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref"
+    )  # fmt: skip
+    assert "pdf" in defaults.download_extensions and "pptx" in defaults.download_extensions
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "shown", "allowed"),
+    [
+        ('spa = "pushstate"', "spa", "'pushstate'", "history | hash | off"),
+        ('hosts = "example.com"', "hosts", "'example.com'", "a list of host names"),
+        ('hosts = ["https://example.com"]', "hosts", "'https://example.com'", "no scheme"),
+        ('hosts = ["Example.com"]', "hosts", "'Example.com'", "lower case"),
+        ('privacy = "strict"', "privacy", "'strict'", "a table"),
+        ("[privacy]\nkeep_query = ['a b']", "privacy.keep_query", "'a b'", "parameter names"),
+        ("[privacy]\nkeep_query = 'all'", "privacy.keep_query", "'all'", '["*"]'),
+        ("[privacy]\nignore_hosts = [1]", "privacy.ignore_hosts", "1", "host names"),
+        ("[downloads]\nextensions = ['.pdf']", "downloads.extensions", "'.pdf'", "no dot"),
+        ("[downloads]\nextensions = ['pdf', 'pdf']", "downloads.extensions", "['pdf', 'pdf']",
+         "at most once"),
+        ('events = ["downloads"]', "events", "'downloads'", "custom, download"),
+    ],
+)  # fmt: skip
+def test_bad_new_values_name_key_value_and_choices(
+    tmp_path: Path, toml: str, key: str, shown: str, allowed: str
+) -> None:
+    message = config_error(tmp_path, toml)
+    assert f" {key} = {shown} is not allowed; allowed: " in message
+    assert allowed in message
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "allowed"),
+    [
+        ("[privacy]\nkeep = []", "'privacy.keep'", "privacy.keep_query, privacy.ignore_hosts"),
+        ("[downloads]\next = []", "'downloads.ext'", "downloads.extensions"),
+    ],
+)
+def test_unknown_new_keys_are_named(tmp_path: Path, toml: str, key: str, allowed: str) -> None:
+    message = config_error(tmp_path, toml)
+    assert f"unknown key {key}; allowed keys: " in message
+    assert allowed in message
