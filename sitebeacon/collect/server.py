@@ -1,11 +1,13 @@
 """Run the receiver under uvicorn: bind, serve until a signal, commit what was accepted.
 
 The app (`app.py`) never imports the server; this module imports the app, as uvicorn imports
-Starlette's. Any ASGI server can run `create_app(...)` instead.
+Starlette's. The header deadline lives here, in uvicorn's protocol (see `limits.py`).
+Any ASGI server can run `create_app(...)` instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -18,19 +20,36 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 from sitebeacon.collect.app import create_app
+from sitebeacon.collect.limits import (
+    HEADER_DEADLINE,
+    MAX_HEADER_BYTES,
+    busy,
+    connection_limit,
+    raise_fd_limit,
+    raw_answer,
+)
 from sitebeacon.collect.stores import open_store
 from sitebeacon.collect.types import ASGIApp
 from sitebeacon.errors import SitebeaconError
 
+_TIMEOUT_408 = raw_answer(408, "Request Timeout", f"header took over {HEADER_DEADLINE:g} s\n")
+_TOO_LARGE_431 = raw_answer(
+    431, "Request Header Fields Too Large", f"header over {MAX_HEADER_BYTES // 1024} KiB\n"
+)
 
-def uvicorn_config(app: ASGIApp, **overrides: Any) -> Any:
+
+def uvicorn_config(app: ASGIApp, *, max_connections: int | None = None, **overrides: Any) -> Any:
     """One uvicorn configuration for `serve`, `running_receiver` and the benchmark."""
     import uvicorn
 
     options: dict[str, Any] = {
         "loop": "auto",  # uvloop when installed (uvicorn[standard])
-        "http": "auto",  # httptools when installed
+        "http": GuardedHttpToolsProtocol,  # httptools (uvicorn[standard]) with the deadlines below
+        "limit_concurrency": connection_limit(max_connections),  # beyond it: 503, Retry-After
+        "timeout_keep_alive": 5,  # an idle kept-alive connection is closed (uvicorn's default)
         "ws": "none",
         "lifespan": "on",
         "access_log": False,
@@ -42,6 +61,77 @@ def uvicorn_config(app: ASGIApp, **overrides: Any) -> Any:
         **overrides,
     }
     return uvicorn.Config(app, **options)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header deadline, a header size bound, and a 503
+    with Retry-After beyond `limit_concurrency` (uvicorn's own 503 says nothing about when).
+
+    The deadline runs from connecting, and again from the end of each answer on a kept-alive
+    connection, to the end of the header; a client whose header is not complete by then gets
+    408 and is closed, whether it sent half a request line or nothing at all.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit: int | None = self.limit_concurrency
+        self.limit_concurrency = None  # checked here, so that the 503 can say Retry-After
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        in_header = self._header_timer is not None
+        super().data_received(data)
+        if in_header and self._header_timer is not None:  # the header is still incomplete
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._cut_off(_TOO_LARGE_431)
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_clock()
+        limit = self._limit
+        if limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            app, self.app = self.app, busy
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+            return
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._start_header_clock()  # the next request's header, if one comes
+
+    def _start_header_clock(self) -> None:
+        self._stop_header_clock()
+        self._header_bytes = 0
+        self._header_timer = self.loop.call_later(HEADER_DEADLINE, self._header_late)
+
+    def _stop_header_clock(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_late(self) -> None:
+        self._header_timer = None
+        if self.cycle is None or self.cycle.response_complete:  # no request in progress
+            self._cut_off(_TIMEOUT_408)
+
+    def _cut_off(self, answer: bytes) -> None:
+        self._stop_header_clock()
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            self.transport.close()
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -70,7 +160,7 @@ def _base_url(sock: socket.socket, host: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def run_server(app: ASGIApp, sock: socket.socket) -> None:
+def run_server(app: ASGIApp, sock: socket.socket, *, max_connections: int | None = None) -> None:
     """Serve `app` on `sock` in this (main) thread until SIGTERM or SIGINT, then return.
 
     uvicorn stops accepting, lets the requests in progress finish, runs the lifespan shutdown
@@ -79,7 +169,7 @@ def run_server(app: ASGIApp, sock: socket.socket) -> None:
     """
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, max_connections=max_connections))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         server.should_exit = True
@@ -99,9 +189,11 @@ def serve(
     path: str,
     allow_origins: Iterable[str],
     site_dir: Path | None,
+    max_connections: int | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; then stop accepting, commit everything accepted, and return."""
     logging.basicConfig(level=logging.WARNING, format="sitebeacon: %(message)s")
+    raise_fd_limit()  # every connection holds a file descriptor
     store = open_store(db_url)
     try:
         app = create_app(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
@@ -115,7 +207,7 @@ def serve(
             )
             if site_dir is not None:
                 print(f"sitebeacon: serving {site_dir} at {base}/", file=sys.stderr, flush=True)
-            run_server(app, sock)
+            run_server(app, sock, max_connections=max_connections)
         finally:
             app.close()
     finally:
@@ -131,6 +223,7 @@ def running_receiver(
     path: str = "/collect",
     allow_origins: Iterable[str] = (),
     site_dir: Path | None = None,
+    max_connections: int | None = None,
 ) -> Iterator[str]:
     """A receiver on a background thread for tests and `verify`: yields `http://host:port`.
 
@@ -143,7 +236,7 @@ def running_receiver(
     try:
         app = create_app(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
         sock = bind_socket(host, port)
-        server = uvicorn.Server(uvicorn_config(app))
+        server = uvicorn.Server(uvicorn_config(app, max_connections=max_connections))
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="sitebeacon-receiver", daemon=True
         )
