@@ -30,6 +30,10 @@ MAX_BUFFERED = 16 * 1024 * 1024
 """Bytes of bodies that arrived in parts, held across all requests at once (256 full bodies)."""
 MAX_CONNECTIONS = 10_000
 """Connections and requests at once by default (`--max-connections`); beyond it: 503."""
+MAX_WAITING_ROWS = 10_000
+"""Records accepted but not yet committed (a slow or absent database); beyond it: 503."""
+CLOSE_WAIT = 15.0
+"""Seconds a shutdown waits for the writer thread to finish with the database."""
 RETRY_AFTER = (b"retry-after", b"5")
 """What every 503 tells the client: try again in a few seconds."""
 FD_RESERVE = 64

@@ -491,6 +491,9 @@ class BrokenDiskStore(SQLiteStore):
     def add(self, rows: Sequence[Row]) -> None:
         raise StoreError("disk I/O error")
 
+    def try_add(self, rows: Sequence[Row]) -> bool:  # the event loop's way in
+        raise StoreError("disk I/O error")
+
 
 def test_store_failure_is_503_not_500(tmp_path: Path) -> None:
     store = BrokenDiskStore(tmp_path / "b.db", "sqlite:///b.db")

@@ -365,6 +365,11 @@ class PoisonStore(SQLiteStore):
             raise StoreError("refused")
         super().add(rows)
 
+    def try_add(self, rows: Sequence[Row]) -> bool:  # the event loop's way in
+        if any(item.id == "poison" for item in rows):
+            raise StoreError("refused")
+        return super().try_add(rows)
+
 
 def test_one_failing_request_does_not_fail_its_batch(tmp_path: Path, threaded: bool) -> None:
     store = PoisonStore(tmp_path / "p.db", "sqlite:///p.db")
