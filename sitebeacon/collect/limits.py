@@ -81,3 +81,15 @@ async def busy(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": b"too many connections, retry later"})
+
+
+async def header_too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    """A header over MAX_HEADER_BYTES that arrived whole at once (else the server cuts it off)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 431,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"header over 16 KiB"})

@@ -28,6 +28,7 @@ from sitebeacon.collect.limits import (
     MAX_HEADER_BYTES,
     busy,
     connection_limit,
+    header_too_large,
     raise_fd_limit,
     raw_answer,
 )
@@ -88,24 +89,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        in_header = self._header_timer is not None
+        if self._header_timer is not None:
+            self._header_bytes += len(data)  # an upper bound: `data` may hold a body too
         super().data_received(data)
-        if in_header and self._header_timer is not None:  # the header is still incomplete
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self._cut_off(_TOO_LARGE_431)
+        if self._header_timer is not None and self._header_bytes > MAX_HEADER_BYTES:
+            self._cut_off(_TOO_LARGE_431)  # still no end of header in sight
 
     def on_headers_complete(self) -> None:
         self._stop_header_clock()
         limit = self._limit
-        if limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
-            app, self.app = self.app, busy
-            try:
-                super().on_headers_complete()
-            finally:
-                self.app = app
+        if self._header_bytes > MAX_HEADER_BYTES and self._header_size() > MAX_HEADER_BYTES:
+            instead: ASGIApp = header_too_large
+        elif limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            instead = busy
+        else:
+            super().on_headers_complete()
             return
-        super().on_headers_complete()
+        app, self.app = self.app, instead
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _header_size(self) -> int:
+        """The header's size as parsed (the bytes counted may include a body)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
