@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sitebeacon.collect.answers import CLOSE, EMPTY_BODY, JSON, answer, header_text, remember
-from sitebeacon.collect.limits import BODY_DEADLINE, MAX_BUFFERED, RETRY_AFTER
+from sitebeacon.collect.limits import MAX_BUFFERED, RETRY_AFTER
 from sitebeacon.collect.origins import OriginPolicy
 from sitebeacon.collect.records import (
     BodyError,
@@ -145,23 +145,23 @@ class Receiver:
                 else:
                     await answer(send, 400, b"bad Content-Length", cors)
                 return
-            try:
-                async with asyncio.timeout(BODY_DEADLINE):
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return  # the client went away
-                    body: bytes = message.get("body", b"")
-                    if message.get("more_body", False):
-                        rest = await self._read_rest(receive, body)
-                        if rest is None:
-                            return
-                        body = rest
-            except TimeoutError:
-                await answer(send, 408, b"body took over 10 s", [*cors, CLOSE])
-                return
-            except _Overbooked:
-                await answer(send, 503, b"too many bodies in progress", [*cors, RETRY_AFTER, CLOSE])
-                return
+            # The body deadline is the server's (`server.py`): a body late by then ends here
+            # as a disconnect.
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body: bytes = message.get("body", b"")
+            if message.get("more_body", False):
+                try:
+                    rest = await self._read_rest(receive, body)
+                except _Overbooked:
+                    await answer(
+                        send, 503, b"too many bodies in progress", [*cors, RETRY_AFTER, CLOSE]
+                    )
+                    return
+                if rest is None:
+                    return
+                body = rest
             if len(body) > MAX_BODY:  # whatever the framing: Content-Length, chunked, parts
                 await answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
                 return

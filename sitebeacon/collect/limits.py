@@ -3,11 +3,12 @@
 A client that connects and stalls holds a file descriptor, a protocol object and up to a body
 of memory for as long as it likes, unless something cuts it off. Three layers do:
 
-- the header deadline and header size bound, in `server.GuardedHttpToolsProtocol`, because
-  uvicorn has neither and before the app runs only the server sees the bytes;
+- the header and body deadlines and the header size bound, in
+  `server.GuardedHttpToolsProtocol`, because uvicorn has none of them, before the app runs
+  only the server sees the bytes, and there they cost no timer per request;
 - the connection limit (uvicorn's `limit_concurrency`), answered 503 with Retry-After;
-- the body deadline and the bound on buffered body bytes, in the app (`app.py`), because
-  only the app reads the body and any ASGI server should get them.
+- the bound on buffered body bytes and the body size whatever the framing, in the app
+  (`app.py`), which any ASGI server runs.
 
 uvicorn's own settings cover the rest: `timeout_keep_alive` closes idle kept-alive
 connections, and its flow control pauses reading a body the app has not asked for.
@@ -24,6 +25,8 @@ HEADER_DEADLINE = 10.0
 """Seconds from connecting (or from the end of the previous answer) to a complete header."""
 BODY_DEADLINE = 10.0
 """Seconds from a complete header to a complete body; later: 408 and the connection closed."""
+SWEEP_EVERY = 1.0
+"""Seconds between two checks of every connection against its deadline."""
 MAX_HEADER_BYTES = 16_384
 """Bytes of a request line and headers together (uvicorn's h11 default; httptools has none)."""
 MAX_BUFFERED = 16 * 1024 * 1024

@@ -24,8 +24,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sitebeacon.collect.app import create_app
 from sitebeacon.collect.limits import (
+    BODY_DEADLINE,
     HEADER_DEADLINE,
     MAX_HEADER_BYTES,
+    SWEEP_EVERY,
     busy,
     connection_limit,
     header_too_large,
@@ -36,7 +38,7 @@ from sitebeacon.collect.stores import open_store
 from sitebeacon.collect.types import ASGIApp
 from sitebeacon.errors import SitebeaconError
 
-_TIMEOUT_408 = raw_answer(408, "Request Timeout", f"header took over {HEADER_DEADLINE:g} s\n")
+_TIMEOUT_408 = raw_answer(408, "Request Timeout", "request took too long\n")
 _TOO_LARGE_431 = raw_answer(
     431, "Request Header Fields Too Large", f"header over {MAX_HEADER_BYTES // 1024} KiB\n"
 )
@@ -64,39 +66,48 @@ def uvicorn_config(app: ASGIApp, *, max_connections: int | None = None, **overri
     return uvicorn.Config(app, **options)
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header deadline, a header size bound, and a 503
-    with Retry-After beyond `limit_concurrency` (uvicorn's own 503 says nothing about when).
+_HEADER, _BODY, _WORKING = 0, 1, 2
+"""Where a connection is: reading a header, reading a body, or neither (the app answers)."""
 
-    The deadline runs from connecting, and again from the end of each answer on a kept-alive
-    connection, to the end of the header; a client whose header is not complete by then gets
-    408 and is closed, whether it sent half a request line or nothing at all.
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header and a body deadline, a header size bound,
+    and a 503 with Retry-After beyond `limit_concurrency` (uvicorn's own 503 says nothing
+    about when to retry).
+
+    The header deadline runs from connecting, and again from the end of each answer on a
+    kept-alive connection, to the end of the header; the body deadline from there to the end
+    of the body. A client past either gets 408 and is closed, whether it sent half a request
+    line, nothing at all, or part of a body. No timer per request: each connection notes when
+    its phase began, and one sweep a second over all connections cuts off the late ones.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limit: int | None = self.limit_concurrency
         self.limit_concurrency = None  # checked here, so that the 503 can say Retry-After
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._phase = _HEADER
+        self._since = 0.0
         self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_header_clock()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
-        super().connection_lost(exc)
+        self._since = time.monotonic()
+        state = self.server_state  # one per server: its connections, and now its sweep
+        if not getattr(state, "sitebeacon_sweeping", False):
+            state.sitebeacon_sweeping = True  # type: ignore[attr-defined]
+            self.loop.call_later(SWEEP_EVERY, _sweep, self.loop, state)
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is not None:
+        if self._phase == _HEADER:
             self._header_bytes += len(data)  # an upper bound: `data` may hold a body too
         super().data_received(data)
-        if self._header_timer is not None and self._header_bytes > MAX_HEADER_BYTES:
+        if self._phase == _HEADER and self._header_bytes > MAX_HEADER_BYTES:
             self._cut_off(_TOO_LARGE_431)  # still no end of header in sight
 
     def on_headers_complete(self) -> None:
-        self._stop_header_clock()
+        self._phase = _BODY
+        self._since = time.monotonic()
         limit = self._limit
         if self._header_bytes > MAX_HEADER_BYTES and self._header_size() > MAX_HEADER_BYTES:
             instead: ASGIApp = header_too_large
@@ -111,35 +122,70 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         finally:
             self.app = app
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._phase == _BODY:  # else answered early: the header clock already runs
+            self._phase = _WORKING
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.pipeline and self._phase != _BODY:
+            self._phase = _HEADER  # the next request's header, if one comes
+            self._since = time.monotonic()
+            self._header_bytes = 0
+
     def _header_size(self) -> int:
         """The header's size as parsed (the bytes counted may include a body)."""
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
-            self._start_header_clock()  # the next request's header, if one comes
+    def late(self, now: float) -> bool:
+        """Whether this connection is past its phase's deadline."""
+        if self._phase == _WORKING or self.transport.is_closing():
+            return False
+        deadline = HEADER_DEADLINE if self._phase == _HEADER else BODY_DEADLINE
+        return now - self._since > deadline
 
-    def _start_header_clock(self) -> None:
-        self._stop_header_clock()
-        self._header_bytes = 0
-        self._header_timer = self.loop.call_later(HEADER_DEADLINE, self._header_late)
-
-    def _stop_header_clock(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _header_late(self) -> None:
-        self._header_timer = None
-        if self.cycle is None or self.cycle.response_complete:  # no request in progress
-            self._cut_off(_TIMEOUT_408)
+    def cut_off_late(self, now: float) -> None:
+        """408 (unless an answer has begun) and close, if still late."""
+        if not self.late(now):
+            return
+        cycle = self.cycle
+        answering = cycle is not None and cycle.response_started and not cycle.response_complete
+        self._cut_off(b"" if answering else _TIMEOUT_408)
 
     def _cut_off(self, answer: bytes) -> None:
-        self._stop_header_clock()
+        self._phase = _WORKING
         if not self.transport.is_closing():
-            self.transport.write(answer)
+            if answer:
+                self.transport.write(answer)
             self.transport.close()
+
+
+CUT_OFF_PER_TURN = 200
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, state: Any) -> None:
+    """Once a second: cut off every connection past its deadline; stop with the last one."""
+    if not state.connections:
+        state.sitebeacon_sweeping = False  # the next connection starts it again
+        return
+    now = time.monotonic()
+    late = [
+        connection
+        for connection in state.connections
+        if isinstance(connection, GuardedHttpToolsProtocol) and connection.late(now)
+    ]
+    _cut_off_some(loop, late)
+    loop.call_later(SWEEP_EVERY, _sweep, loop, state)
+
+
+def _cut_off_some(loop: asyncio.AbstractEventLoop, late: list[GuardedHttpToolsProtocol]) -> None:
+    """A few hundred a loop turn: thousands cut off at once would hold up every answer."""
+    now = time.monotonic()
+    for connection in late[:CUT_OFF_PER_TURN]:
+        connection.cut_off_late(now)
+    if len(late) > CUT_OFF_PER_TURN:
+        loop.call_soon(_cut_off_some, loop, late[CUT_OFF_PER_TURN:])
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -61,8 +61,9 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def fast_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sitebeacon.collect.app.BODY_DEADLINE", 1.0)
+    monkeypatch.setattr("sitebeacon.collect.server.BODY_DEADLINE", 1.0)
     monkeypatch.setattr("sitebeacon.collect.server.HEADER_DEADLINE", 1.0)
+    monkeypatch.setattr("sitebeacon.collect.server.SWEEP_EVERY", 0.2)
 
 
 @pytest.fixture

@@ -70,13 +70,14 @@ class SQLiteStore(Store):
         self._checkpointer: threading.Thread | None = None
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 0")  # see try_add; add sets its own
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode = WAL")
             # WAL + NORMAL: a commit survives a crash of the process, fsync is left to checkpoints.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
             self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(SQLITE_SCHEMA)
+            self._db.execute("PRAGMA busy_timeout = 0")  # see try_add; add sets its own
         except sqlite3.Error as error:
             raise SitebeaconError(f"cannot open SQLite database {path}: {error}") from None
         self._columns = ", ".join(COLUMNS)
