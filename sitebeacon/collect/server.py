@@ -124,15 +124,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        if self._phase == _BODY:  # else answered early: the header clock already runs
+        if self._phase != _BODY:
+            return
+        if self.cycle.response_complete and not self.pipeline:
+            self._start_header()  # answered before its body was read: the next header is due
+        else:
             self._phase = _WORKING
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.pipeline and self._phase != _BODY:
-            self._phase = _HEADER  # the next request's header, if one comes
-            self._since = time.monotonic()
-            self._header_bytes = 0
+            self._start_header()  # the next request's header, if one comes
+
+    def _start_header(self) -> None:
+        self._phase = _HEADER
+        self._since = time.monotonic()
+        self._header_bytes = 0
 
     def _header_size(self) -> int:
         """The header's size as parsed (the bytes counted may include a body)."""

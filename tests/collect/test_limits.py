@@ -161,6 +161,20 @@ def test_the_header_deadline_restarts_for_each_request_on_a_kept_alive_connectio
     assert ids(db_url) == {"k0", "k1", "k2"}
 
 
+def test_a_connection_answered_before_its_body_is_still_held_to_the_deadlines(
+    base: str,
+) -> None:
+    """A 404 is sent without reading the body; the body's rest, then nothing: the idle
+    connection must still be closed (uvicorn's keep-alive timer stops at the first byte)."""
+    with connect(base) as sock:
+        sock.sendall(b"POST /elsewhere HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n12345")
+        assert status(sock.recv(4096)) == 404
+        sock.sendall(b"6789012345678901")  # the rest of the body, then silence
+        started = time.monotonic()
+        read_until_closed(sock)
+    assert time.monotonic() - started < 9
+
+
 def test_a_header_over_16_kib_gets_431(base: str) -> None:
     with connect(base) as sock:
         try:
