@@ -166,10 +166,10 @@ class SQLiteStore(Store):
         return int(total)
 
     def _checkpoint_loop(self) -> None:
-        # A short busy timeout: a RESTART that must wait for readers (a long export) gives up
-        # and is tried again next time, rather than holding the store lock meanwhile.
+        # No busy timeout: a RESTART that would wait for readers (a long export) gives up at
+        # once and is tried again next time, rather than holding the store lock meanwhile.
         checkpoints = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=0.1
+            self.path, isolation_level=None, check_same_thread=False, timeout=0
         )
         checkpoints.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         try:
