@@ -64,6 +64,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_receive(args: argparse.Namespace) -> int:
     from sitebeacon.collect.server import serve
 
+    if args.max_connections is not None and args.max_connections < 1:
+        raise SitebeaconError(f"--max-connections must be at least 1, not {args.max_connections}")
     serve(
         db_url=args.db,
         host=args.host,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +242,16 @@ def test_buffered_body_bytes_are_bounded(
         )
         assert answer.status_code == 204
     assert ids(db_url) == {"after"}
+
+
+def test_max_connections_below_one_is_a_one_line_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sitebeacon.cli", "receive", "--max-connections", "0",
+         "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == "sitebeacon: --max-connections must be at least 1, not 0\n"
+    assert not (tmp_path / "x.db").exists()
