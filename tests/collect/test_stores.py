@@ -421,9 +421,8 @@ def test_rows_waiting_for_the_database_are_bounded(
     store.close()
 
 
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_postgres_connection_has_a_statement_timeout_and_keepalives(store_url: str) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     from sitebeacon.collect.stores.postgres import KEEPALIVES, STATEMENT_TIMEOUT
 
     with open_store(store_url) as store:
