@@ -158,7 +158,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         answering = cycle is not None and cycle.response_started and not cycle.response_complete
-        self._cut_off(b"" if answering else _TIMEOUT_408)
+        # A pipelined request waits behind one still being answered: no 408 in the middle.
+        self._cut_off(b"" if answering or self.pipeline else _TIMEOUT_408)
 
     def _cut_off(self, answer: bytes) -> None:
         self._phase = _WORKING
