@@ -54,7 +54,7 @@ KEEPALIVES: dict[str, Any] = {
 """A peer that vanished (host down, network cut) is noticed in about 30 s, not hours."""
 RECONNECT_PAUSE = 1.0
 """Seconds between attempts to reconnect: while the server is away, writes fail at once."""
-CLOSE_WAIT = 5.0
+CLOSE_LOCK_WAIT = 5.0
 """Seconds `close` waits for a write in progress before closing the connection anyway."""
 
 
@@ -120,7 +120,7 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         """Close the connection; a write stuck on a dead server is not waited for long."""
-        held = self._lock.acquire(timeout=CLOSE_WAIT)
+        held = self._lock.acquire(timeout=CLOSE_LOCK_WAIT)
         try:
             if held:
                 self._db.close()
