@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -102,6 +103,7 @@ def main() -> None:
             line.append(f"{name} {rate:8,.0f} req/s {us:5.1f} us/req")
         ratios.append(per_side["new"][-1] / per_side["old"][-1])
         print(f"round {round_number}: " + ",  ".join(line) + f",  new/old {ratios[-1]:.3f}")
+    shutil.rmtree(workdir, ignore_errors=True)
     print(
         f"server CPU per record, median: new {statistics.median(per_side['new']):.1f} us, "
         f"old {statistics.median(per_side['old']):.1f} us; new / old "

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -142,6 +143,7 @@ def main() -> None:
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(timeout=120)
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"export of {args.rows:,} rows took {export_seconds:.1f} s")
     _, p99_alone = summary("alone", alone)
     _, p99_beside = summary("export beside", beside)
