@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything sitebeacon's tests and demo need on a Debian/Ubuntu machine:
 # system packages (Chromium for the browser tests, PostgreSQL, wrk for the receiver benchmark,
-# Node.js as a second parser of the generated modules),
+# Node.js as a second parser of the generated modules, nginx for the reverse-proxy example),
 # a virtualenv in .venv with the project and its test extras, and a running PostgreSQL server.
 # Safe to run again: every step checks first.
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
+# nginx: tests/collect/test_nginx.py runs the README's reverse-proxy example for real.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

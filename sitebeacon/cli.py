@@ -64,6 +64,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_receive(args: argparse.Namespace) -> int:
     from sitebeacon.collect.server import serve
 
+    if args.max_connections is not None and args.max_connections < 1:
+        raise SitebeaconError(f"--max-connections must be at least 1, not {args.max_connections}")
     serve(
         db_url=args.db,
         host=args.host,
@@ -71,6 +73,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         path=args.path,
         allow_origins=list(args.allow_origin),
         site_dir=Path(args.site) if args.site else None,
+        max_connections=args.max_connections,
     )
     return 0
 
@@ -137,6 +140,12 @@ def make_parser() -> argparse.ArgumentParser:
     receive.add_argument("--path", default="/collect")
     receive.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN")
     receive.add_argument("--site", metavar="DIR", help="also serve this built site (same origin)")
+    receive.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections at once; beyond: 503 with Retry-After (default 10000, or the fd limit)",
+    )
     receive.set_defaults(func=cmd_receive)
 
     export = add("export", "write every stored record as JSON lines")

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sitebeacon.collect.answers import CLOSE, EMPTY_BODY, JSON, answer, header_text, remember
+from sitebeacon.collect.limits import MAX_BUFFERED, RETRY_AFTER
 from sitebeacon.collect.origins import OriginPolicy
 from sitebeacon.collect.records import (
     BodyError,
@@ -32,6 +33,10 @@ from sitebeacon.errors import SitebeaconError
 from sitebeacon.protocol import CONTENT_TYPES, MAX_BODY, PING_TYPE
 
 log = logging.getLogger("sitebeacon.receiver")
+
+
+class _Overbooked(Exception):
+    """Bodies in parts already hold MAX_BUFFERED bytes: this one must wait its turn (503)."""
 
 
 class _Clock:
@@ -86,6 +91,7 @@ class Receiver:
         self.writer = GroupCommitWriter(store)
         self.origins = OriginPolicy(allow_origins)
         self.clock = _Clock()
+        self._buffered = 0  # bytes of bodies in parts held by requests still reading theirs
         # Few distinct (Content-Type, User-Agent, Sec-Fetch-Mode) reach a receiver: each is
         # decoded once (a bounded cache, see `remember`).
         self._profiles: dict[tuple[bytes | None, bytes | None, bytes | None], _Profile] = {}
@@ -139,18 +145,26 @@ class Receiver:
                 else:
                     await answer(send, 400, b"bad Content-Length", cors)
                 return
+            # The body deadline is the server's (`server.py`): a body late by then ends here
+            # as a disconnect.
             message = await receive()
             if message["type"] != "http.request":
                 return  # the client went away
             body: bytes = message.get("body", b"")
             if message.get("more_body", False):
-                rest = await self._read_rest(receive, body)
+                try:
+                    rest = await self._read_rest(receive, body)
+                except _Overbooked:
+                    await answer(
+                        send, 503, b"too many bodies in progress", [*cors, RETRY_AFTER, CLOSE]
+                    )
+                    return
                 if rest is None:
                     return
                 body = rest
-                if len(body) > MAX_BODY:
-                    await answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
-                    return
+            if len(body) > MAX_BODY:  # whatever the framing: Content-Length, chunked, parts
+                await answer(send, 413, b"body over 64 KiB", [*cors, CLOSE])
+                return
 
             now = self.clock.now()
             meta = profile.meta
@@ -173,7 +187,7 @@ class Receiver:
                         send,
                         503,
                         b"storage unavailable, retry later",
-                        [*cors, (b"retry-after", b"5")],
+                        [*cors, RETRY_AFTER],
                     )
                     return
             if parsed.rejected:
@@ -229,20 +243,28 @@ class Receiver:
         )
         return Parsed([row], [], False)
 
-    @staticmethod
-    async def _read_rest(receive: Receive, first: bytes) -> bytes | None:
-        """The rest of a body sent in parts; never more than MAX_BODY + one part in memory."""
+    async def _read_rest(self, receive: Receive, first: bytes) -> bytes | None:
+        """The rest of a body sent in parts; never more than MAX_BODY + one part in memory,
+        nor more than MAX_BUFFERED across all the requests reading theirs at once."""
         chunks = [first]
         size = len(first)
-        while size <= MAX_BODY:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            if not message.get("more_body", False):
-                break
+        held = 0
+        try:
+            while size <= MAX_BODY:
+                if self._buffered + size - held > MAX_BUFFERED:
+                    raise _Overbooked
+                self._buffered += size - held
+                held = size
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                size += len(chunk)
+                if not message.get("more_body", False):
+                    break
+        finally:
+            self._buffered -= held
         return b"".join(chunks)
 
 

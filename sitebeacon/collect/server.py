@@ -1,11 +1,13 @@
 """Run the receiver under uvicorn: bind, serve until a signal, commit what was accepted.
 
 The app (`app.py`) never imports the server; this module imports the app, as uvicorn imports
-Starlette's. Any ASGI server can run `create_app(...)` instead.
+Starlette's. The header deadline lives here, in uvicorn's protocol (see `limits.py`).
+Any ASGI server can run `create_app(...)` instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -18,19 +20,39 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 from sitebeacon.collect.app import create_app
+from sitebeacon.collect.limits import (
+    BODY_DEADLINE,
+    HEADER_DEADLINE,
+    MAX_HEADER_BYTES,
+    SWEEP_EVERY,
+    busy,
+    connection_limit,
+    header_too_large,
+    raise_fd_limit,
+    raw_answer,
+)
 from sitebeacon.collect.stores import open_store
 from sitebeacon.collect.types import ASGIApp
 from sitebeacon.errors import SitebeaconError
 
+_TIMEOUT_408 = raw_answer(408, "Request Timeout", "request took too long\n")
+_TOO_LARGE_431 = raw_answer(
+    431, "Request Header Fields Too Large", f"header over {MAX_HEADER_BYTES // 1024} KiB\n"
+)
 
-def uvicorn_config(app: ASGIApp, **overrides: Any) -> Any:
+
+def uvicorn_config(app: ASGIApp, *, max_connections: int | None = None, **overrides: Any) -> Any:
     """One uvicorn configuration for `serve`, `running_receiver` and the benchmark."""
     import uvicorn
 
     options: dict[str, Any] = {
         "loop": "auto",  # uvloop when installed (uvicorn[standard])
-        "http": "auto",  # httptools when installed
+        "http": GuardedHttpToolsProtocol,  # httptools (uvicorn[standard]) with the deadlines below
+        "limit_concurrency": connection_limit(max_connections),  # beyond it: 503, Retry-After
+        "timeout_keep_alive": 5,  # an idle kept-alive connection is closed (uvicorn's default)
         "ws": "none",
         "lifespan": "on",
         "access_log": False,
@@ -42,6 +64,136 @@ def uvicorn_config(app: ASGIApp, **overrides: Any) -> Any:
         **overrides,
     }
     return uvicorn.Config(app, **options)
+
+
+_HEADER, _BODY, _WORKING = 0, 1, 2
+"""Where a connection is: reading a header, reading a body, or neither (the app answers)."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header and a body deadline, a header size bound,
+    and a 503 with Retry-After beyond `limit_concurrency` (uvicorn's own 503 says nothing
+    about when to retry).
+
+    The header deadline runs from connecting, and again from the end of each answer on a
+    kept-alive connection, to the end of the header; the body deadline from there to the end
+    of the body. A client past either gets 408 and is closed, whether it sent half a request
+    line, nothing at all, or part of a body. No timer per request: each connection notes when
+    its phase began, and one sweep a second over all connections cuts off the late ones.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit: int | None = self.limit_concurrency
+        self.limit_concurrency = None  # checked here, so that the 503 can say Retry-After
+        self._phase = _HEADER
+        self._since = 0.0
+        self._header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._since = time.monotonic()
+        state = self.server_state  # one per server: its connections, and now its sweep
+        if not getattr(state, "sitebeacon_sweeping", False):
+            state.sitebeacon_sweeping = True  # type: ignore[attr-defined]
+            self.loop.call_later(SWEEP_EVERY, _sweep, self.loop, state)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == _HEADER:
+            self._header_bytes += len(data)  # an upper bound: `data` may hold a body too
+        super().data_received(data)
+        if self._phase == _HEADER and self._header_bytes > MAX_HEADER_BYTES:
+            self._cut_off(_TOO_LARGE_431)  # still no end of header in sight
+
+    def on_headers_complete(self) -> None:
+        self._phase = _BODY
+        self._since = time.monotonic()
+        limit = self._limit
+        if self._header_bytes > MAX_HEADER_BYTES and self._header_size() > MAX_HEADER_BYTES:
+            instead: ASGIApp = header_too_large
+        elif limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            instead = busy
+        else:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, instead
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._phase != _BODY:
+            return
+        if self.cycle.response_complete and not self.pipeline:
+            self._start_header()  # answered before its body was read: the next header is due
+        else:
+            self._phase = _WORKING
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.pipeline and self._phase != _BODY:
+            self._start_header()  # the next request's header, if one comes
+
+    def _start_header(self) -> None:
+        self._phase = _HEADER
+        self._since = time.monotonic()
+        self._header_bytes = 0
+
+    def _header_size(self) -> int:
+        """The header's size as parsed (the bytes counted may include a body)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def late(self, now: float) -> bool:
+        """Whether this connection is past its phase's deadline."""
+        if self._phase == _WORKING or self.transport.is_closing():
+            return False
+        deadline = HEADER_DEADLINE if self._phase == _HEADER else BODY_DEADLINE
+        return now - self._since > deadline
+
+    def cut_off_late(self, now: float) -> None:
+        """408 (unless an answer has begun) and close, if still late."""
+        if not self.late(now):
+            return
+        cycle = self.cycle
+        answering = cycle is not None and cycle.response_started and not cycle.response_complete
+        # A pipelined request waits behind one still being answered: no 408 in the middle.
+        self._cut_off(b"" if answering or self.pipeline else _TIMEOUT_408)
+
+    def _cut_off(self, answer: bytes) -> None:
+        self._phase = _WORKING
+        if not self.transport.is_closing():
+            if answer:
+                self.transport.write(answer)
+            self.transport.close()
+
+
+CUT_OFF_PER_TURN = 200
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, state: Any) -> None:
+    """Once a second: cut off every connection past its deadline; stop with the last one."""
+    if not state.connections:
+        state.sitebeacon_sweeping = False  # the next connection starts it again
+        return
+    now = time.monotonic()
+    late = [
+        connection
+        for connection in state.connections
+        if isinstance(connection, GuardedHttpToolsProtocol) and connection.late(now)
+    ]
+    _cut_off_some(loop, late)
+    loop.call_later(SWEEP_EVERY, _sweep, loop, state)
+
+
+def _cut_off_some(loop: asyncio.AbstractEventLoop, late: list[GuardedHttpToolsProtocol]) -> None:
+    """A few hundred a loop turn: thousands cut off at once would hold up every answer."""
+    now = time.monotonic()
+    for connection in late[:CUT_OFF_PER_TURN]:
+        connection.cut_off_late(now)
+    if len(late) > CUT_OFF_PER_TURN:
+        loop.call_soon(_cut_off_some, loop, late[CUT_OFF_PER_TURN:])
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -70,7 +222,7 @@ def _base_url(sock: socket.socket, host: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def run_server(app: ASGIApp, sock: socket.socket) -> None:
+def run_server(app: ASGIApp, sock: socket.socket, *, max_connections: int | None = None) -> None:
     """Serve `app` on `sock` in this (main) thread until SIGTERM or SIGINT, then return.
 
     uvicorn stops accepting, lets the requests in progress finish, runs the lifespan shutdown
@@ -79,7 +231,7 @@ def run_server(app: ASGIApp, sock: socket.socket) -> None:
     """
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, max_connections=max_connections))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         server.should_exit = True
@@ -99,9 +251,11 @@ def serve(
     path: str,
     allow_origins: Iterable[str],
     site_dir: Path | None,
+    max_connections: int | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; then stop accepting, commit everything accepted, and return."""
     logging.basicConfig(level=logging.WARNING, format="sitebeacon: %(message)s")
+    raise_fd_limit()  # every connection holds a file descriptor
     store = open_store(db_url)
     try:
         app = create_app(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
@@ -115,7 +269,7 @@ def serve(
             )
             if site_dir is not None:
                 print(f"sitebeacon: serving {site_dir} at {base}/", file=sys.stderr, flush=True)
-            run_server(app, sock)
+            run_server(app, sock, max_connections=max_connections)
         finally:
             app.close()
     finally:
@@ -131,6 +285,7 @@ def running_receiver(
     path: str = "/collect",
     allow_origins: Iterable[str] = (),
     site_dir: Path | None = None,
+    max_connections: int | None = None,
 ) -> Iterator[str]:
     """A receiver on a background thread for tests and `verify`: yields `http://host:port`.
 
@@ -143,7 +298,7 @@ def running_receiver(
     try:
         app = create_app(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
         sock = bind_socket(host, port)
-        server = uvicorn.Server(uvicorn_config(app))
+        server = uvicorn.Server(uvicorn_config(app, max_connections=max_connections))
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="sitebeacon-receiver", daemon=True
         )

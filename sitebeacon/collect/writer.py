@@ -12,6 +12,14 @@ Where the commit runs depends on the store (`Store.slow_writes`):
   than a writer thread, whose hand-offs cost the event loop more than the writes themselves.
 - PostgreSQL waits on the network, so its batches go to a writer thread and the event loop
   never blocks; the thread gets the whole gathered list in one hand-off per transaction.
+
+On the event loop, SQLite writes only what needs no waiting (`Store.try_add`); a batch that
+would wait (a lock held by another process or by a checkpoint) or that fails goes to the
+writer thread instead, and the loop goes on answering meanwhile.
+
+Rows waiting for a commit are bounded (`MAX_WAITING_ROWS`): beyond it, 503 at once rather
+than memory that grows for as long as the database is away. Closing waits for the writer
+thread at most `CLOSE_WAIT` seconds, so that a dead database cannot hang a shutdown.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import queue
 import threading
 from collections.abc import Sequence
 
+from sitebeacon.collect.limits import CLOSE_WAIT, MAX_WAITING_ROWS
 from sitebeacon.collect.stores import Store, StoreError
 from sitebeacon.collect.types import Row
 
@@ -56,15 +65,19 @@ class GroupCommitWriter:
         self._turns = 0  # loop turns the pending batch has waited so far
         self._gathered = 0  # its size at the last turn
         self._closed = False
+        self._waiting = 0  # rows submitted whose outcome is not known yet (event-loop state)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the writer thread (threaded mode); submit starts it too if needed."""
+    def start(self, *, always: bool = False) -> None:
+        """Start the writer thread (threaded mode, or `always`); submit starts it if needed."""
         with self._lock:
-            if self.threaded and self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name="sitebeacon-writer")
+            if (self.threaded or always) and self._thread is None and not self._closed:
+                # A daemon: `close` waits for it, but only so long (a dead database).
+                self._thread = threading.Thread(
+                    target=self._run, name="sitebeacon-writer", daemon=True
+                )
                 self._thread.start()
 
     def submit(self, rows: Sequence[Row]) -> asyncio.Future[None]:
@@ -77,6 +90,10 @@ class GroupCommitWriter:
             if self._closed:
                 future.set_exception(StoreError("the receiver is shutting down"))
                 return future
+            if self._waiting + len(rows) > MAX_WAITING_ROWS:
+                future.set_exception(StoreError("too many records waiting for the database"))
+                return future
+            self._waiting += len(rows)
             self._pending.append((rows, future))
         self._loop = loop
         if not self._busy and not self._scheduled:
@@ -132,7 +149,10 @@ class GroupCommitWriter:
                 self._hand_over()
                 self._queue.put(_STOP)
         if thread is not None:
-            thread.join()
+            thread.join(CLOSE_WAIT)
+            if thread.is_alive():  # stuck on the database: its rows were never answered 204
+                log.error("the store did not answer in %s s; stopping without it", CLOSE_WAIT)
+                return
         self._commit_left_over()
 
     # --- event-loop side ---------------------------------------------------------------
@@ -170,16 +190,27 @@ class GroupCommitWriter:
 
     def _commit_in_loop(self) -> None:
         jobs = self._take_pending()
-        if jobs:
-            self._busy = True
-            try:
-                self._done(jobs, self._write(jobs))
-            finally:
-                self._busy = False
+        if not jobs:
+            return
+        self._busy = True
+        try:
+            written = self.store.try_add([row for rows, _ in jobs for row in rows])
+        except Exception:  # a row refused, a full disk: the thread sorts it out, job by job
+            written = False
+        if not written:  # stays busy until the thread hands the outcome back
+            self.start(always=True)
+            with self._lock:
+                self._queue.put(jobs)
+            return
+        try:
+            self._done(jobs, {})
+        finally:
+            self._busy = False
 
     def _done(self, jobs: list[_Job], failed: dict[int, StoreError]) -> None:
-        """Answer the batch's requests, then send on what gathered meanwhile."""
-        for index, (_, future) in enumerate(jobs):
+        """Answer the batch's requests."""
+        for index, (rows, future) in enumerate(jobs):
+            self._waiting -= len(rows)
             if future.done():  # the request was cancelled (client gone, forced shutdown)
                 continue
             error = failed.get(index)
@@ -187,9 +218,13 @@ class GroupCommitWriter:
                 future.set_result(None)
             else:
                 future.set_exception(error)
-        if self.threaded:
-            self._busy = False
-            self._dispatch()
+
+    def _done_in_thread(self, jobs: list[_Job], failed: dict[int, StoreError]) -> None:
+        """The thread's batch is written: answer it, then send on what gathered meanwhile."""
+        self._done(jobs, failed)
+        self._busy = False
+        self._scheduled = True
+        self._dispatch()
 
     # --- writing (the writer thread, the event loop, or close) ---------------------------
 
@@ -232,4 +267,4 @@ class GroupCommitWriter:
         loop = jobs[0][1].get_loop()
         # A closed loop raises RuntimeError: nobody is waiting there any more.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._done, jobs, failed)
+            loop.call_soon_threadsafe(self._done_in_thread, jobs, failed)

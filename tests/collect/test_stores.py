@@ -365,6 +365,11 @@ class PoisonStore(SQLiteStore):
             raise StoreError("refused")
         super().add(rows)
 
+    def try_add(self, rows: Sequence[Row]) -> bool:  # the event loop's way in
+        if any(item.id == "poison" for item in rows):
+            raise StoreError("refused")
+        return super().try_add(rows)
+
 
 def test_one_failing_request_does_not_fail_its_batch(tmp_path: Path, threaded: bool) -> None:
     store = PoisonStore(tmp_path / "p.db", "sqlite:///p.db")
@@ -382,3 +387,49 @@ def test_one_failing_request_does_not_fail_its_batch(tmp_path: Path, threaded: b
     assert isinstance(results[10], StoreError)
     assert store.count() == 20
     store.close()
+
+
+# --- bounds and timeouts ---------------------------------------------------------------------
+
+
+def test_rows_waiting_for_the_database_are_bounded(
+    tmp_path: Path, threaded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that keeps a batch waiting (here: its write lock held by another connection)
+    fills the queue; beyond MAX_WAITING_ROWS a submit fails at once (503), and once the lock is
+    gone the rows that waited are committed."""
+    monkeypatch.setattr("sitebeacon.collect.writer.MAX_WAITING_ROWS", 5)
+    store = SQLiteStore(tmp_path / "q.db", "sqlite:///q.db")
+    writer = GroupCommitWriter(store, threaded=threaded)
+    holder = sqlite3.connect(tmp_path / "q.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def run() -> list[BaseException | None]:
+        waiting = [writer.submit([row(f"q{n}")]) for n in range(5)]
+        await asyncio.sleep(0.2)  # the batch is now with the writer thread, waiting for the lock
+        with pytest.raises(StoreError, match="too many records waiting"):
+            await writer.submit([row("over")])
+        holder.execute("COMMIT")
+        return list(await asyncio.gather(*waiting, return_exceptions=True))
+
+    try:
+        assert asyncio.run(run()) == [None] * 5
+    finally:
+        writer.close()
+        holder.close()
+    assert sorted(record["id"] for record in store.records()) == [f"q{n}" for n in range(5)]
+    store.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_postgres_connection_has_a_statement_timeout_and_keepalives(store_url: str) -> None:
+    from sitebeacon.collect.stores.postgres import KEEPALIVES, STATEMENT_TIMEOUT
+
+    with open_store(store_url) as store:
+        db = store._db  # type: ignore[attr-defined]
+        assert db.execute("SHOW statement_timeout").fetchone()[0] == STATEMENT_TIMEOUT
+        parameters = db.info.get_parameters()
+        for name, value in KEEPALIVES.items():
+            assert parameters[name] == str(value), name
+        store.add([row("after-timeout")])
+        assert store.count() == 1

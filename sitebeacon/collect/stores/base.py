@@ -55,6 +55,12 @@ class Store(ABC):
     def add(self, rows: Sequence[Row]) -> None:
         """Upsert `rows` and commit them in one transaction; raise StoreError on failure."""
 
+    def try_add(self, rows: Sequence[Row]) -> bool:
+        """`add` if it needs no waiting, else False with nothing written (see the SQLite store).
+        Only called on the event loop, for stores with `slow_writes = False`."""
+        self.add(rows)
+        return True
+
     @abstractmethod
     def iter_records(self) -> Iterator[dict[str, Any]]:
         """Every committed record, oldest first, streamed (export of a large database)."""

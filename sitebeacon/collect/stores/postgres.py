@@ -7,6 +7,7 @@ unique index is in the database, not in any one process.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,9 +42,25 @@ CREATE TABLE IF NOT EXISTS records (
 # Several receivers may start at once: CREATE TABLE IF NOT EXISTS alone can race.
 _SCHEMA_LOCK = 0x5B_EAC0
 
+STATEMENT_TIMEOUT = "10s"
+"""A statement the server has not finished by then is cancelled: the writer answers 503."""
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""A peer that vanished (host down, network cut) is noticed in about 30 s, not hours."""
+RECONNECT_PAUSE = 1.0
+"""Seconds between attempts to reconnect: while the server is away, writes fail at once."""
+CLOSE_LOCK_WAIT = 5.0
+"""Seconds `close` waits for a write in progress before closing the connection anyway."""
+
 
 class PostgresStore(Store):
-    """One connection for writes (used by the writer thread), reconnected after a failure."""
+    """One connection for writes (used by the writer thread), reconnected after a failure,
+    with a statement timeout and TCP keepalives so that no write waits forever."""
 
     def __init__(self, url: str) -> None:
         if psycopg is None:
@@ -55,6 +72,7 @@ class PostgresStore(Store):
         )
         self._upsert = f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         self._upsert += UPSERT_TAIL
+        self._retry_at = 0.0
         self._db = self._connect()
         try:
             with self._db.transaction():
@@ -67,7 +85,9 @@ class PostgresStore(Store):
     def _connect(self) -> Any:
         assert psycopg is not None
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            db = psycopg.connect(self.url, autocommit=True, connect_timeout=10, **KEEPALIVES)
+            db.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+            return db
         except psycopg.Error as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else "unknown"
             raise SitebeaconError(f"cannot connect to PostgreSQL: {reason}") from None
@@ -77,6 +97,9 @@ class PostgresStore(Store):
         with self._lock:
             try:
                 if self._db.closed or self._db.broken:
+                    if time.monotonic() < self._retry_at:
+                        raise StoreError("PostgreSQL is unreachable, retrying shortly")
+                    self._retry_at = time.monotonic() + RECONNECT_PAUSE
                     self._db = self._connect()
                 with self._db.transaction(), self._db.cursor() as cursor:
                     cursor.executemany(self._upsert, rows)
@@ -96,5 +119,11 @@ class PostgresStore(Store):
         return int(total)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close the connection; a write stuck on a dead server is not waited for long."""
+        held = self._lock.acquire(timeout=CLOSE_LOCK_WAIT)
+        try:
+            if held:
+                self._db.close()
+        finally:
+            if held:
+                self._lock.release()

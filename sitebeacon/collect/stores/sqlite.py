@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS records (
 )
 """
 
+BUSY_TIMEOUT_MS = 10_000
+"""How long a write waits for a lock held by another process (in the writer thread only)."""
+
 _CHUNK = 64
 """Rows per INSERT: 64 x 13 parameters stays under the 999 of SQLite builds before 3.32."""
 
@@ -50,6 +53,9 @@ class SQLiteStore(Store):
     Checkpoints (copying the WAL into the database file, with fsync) run in a thread of their
     own every half second instead of inside whichever commit crosses the WAL size limit, so
     a commit never waits on the disk and can run on the event loop (`slow_writes = False`).
+    On the event loop it never waits on a lock either (`try_add`): what would wait goes to
+    the writer's thread, so a lock held by another process or by a checkpoint delays only
+    the records that need it, not every request.
     """
 
     slow_writes = False
@@ -64,13 +70,14 @@ class SQLiteStore(Store):
         self._checkpointer: threading.Thread | None = None
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode = WAL")
             # WAL + NORMAL: a commit survives a crash of the process, fsync is left to checkpoints.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
             self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(SQLITE_SCHEMA)
+            self._db.execute("PRAGMA busy_timeout = 0")  # see try_add; add sets its own
         except sqlite3.Error as error:
             raise SitebeaconError(f"cannot open SQLite database {path}: {error}") from None
         self._columns = ", ".join(COLUMNS)
@@ -87,24 +94,61 @@ class SQLiteStore(Store):
         return statement
 
     def add(self, rows: Sequence[Row]) -> None:
+        """Commit `rows`, waiting up to BUSY_TIMEOUT for a lock held elsewhere (never on the
+        event loop: the writer sends here only what `try_add` could not write at once)."""
+        self._start_checkpointer()
+        with self._lock:
+            try:
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._insert_and_commit(rows)
+                finally:
+                    self._db.execute("PRAGMA busy_timeout = 0")
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite write failed: {error}") from error
+
+    def try_add(self, rows: Sequence[Row]) -> bool:
+        """Commit `rows` only if that needs no waiting: False, with nothing written, when the
+        checkpointer holds the store lock or another connection holds SQLite's write lock."""
+        self._start_checkpointer()
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")  # busy_timeout is 0: never a busy wait
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return False
+                raise StoreError(f"SQLite write failed: {error}") from error
+            try:
+                self._insert_and_commit(rows)
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite write failed: {error}") from error
+            return True
+        finally:
+            self._lock.release()
+
+    def _insert_and_commit(self, rows: Sequence[Row]) -> None:
+        """Inside BEGIN IMMEDIATE: insert, commit; on any failure, COMMIT's included, roll
+        back, so that the connection never stays inside a failed transaction."""
+        try:
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
+                self._db.execute(self._upsert(len(chunk)), list(chain.from_iterable(chunk)))
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise
+
+    def _start_checkpointer(self) -> None:
         if self._checkpointer is None:
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="sitebeacon-checkpoint", daemon=True
             )
             self._checkpointer.start()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for start in range(0, len(rows), _CHUNK):
-                        chunk = rows[start : start + _CHUNK]
-                        self._db.execute(self._upsert(len(chunk)), list(chain.from_iterable(chunk)))
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as error:
-                raise StoreError(f"SQLite write failed: {error}") from error
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
         # A connection of its own: reading while the writer commits is what WAL is for.
@@ -122,7 +166,11 @@ class SQLiteStore(Store):
         return int(total)
 
     def _checkpoint_loop(self) -> None:
-        checkpoints = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # No busy timeout: a RESTART that would wait for readers (a long export) gives up at
+        # once and is tried again next time, rather than holding the store lock meanwhile.
+        checkpoints = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=0
+        )
         checkpoints.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         try:
             while not self._stop.wait(self.checkpoint_every):
