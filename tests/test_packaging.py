@@ -97,7 +97,7 @@ def test_wheel_ships_the_js_templates(wheel: Path) -> None:
 
 def test_installed_package_is_the_wheel_not_the_checkout(fresh_env: Path, tmp_path: Path) -> None:
     code = (
-        "import sitebeacon, sitebeacon.generate as g; "
+        "import sitebeacon, sitebeacon.site.generate as g; "
         "print(sitebeacon.__file__); print(g.template_dir())"
     )
     result = run([str(fresh_env / "python"), "-c", code], cwd=tmp_path)
