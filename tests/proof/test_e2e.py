@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from files import write
 
 from sitebeacon.collect.server import running_receiver
 from sitebeacon.collect.stores import open_store
@@ -113,15 +114,15 @@ def drive(
         with open_store(collect_db) as store:
             results = asyncio.run(
                 run_scenarios(
-                    chromium,
                     plan,
                     config,
                     store.records,
+                    browser=chromium,
                     scenarios=scenarios,
                     ping_on=link_pings(start, plan),
                     timeout=timeout,
                 )
-            )
+            ).results
             run = Run(config, results, store.records(), base, endpoint)
         if then is not None:
             then(run)
@@ -288,9 +289,9 @@ class _Arrivals(http.server.SimpleHTTPRequestHandler):
 def _pages(directory: Path) -> None:
     link = '<p><a id="next" href="b.html" style="font-size:40px">next</a></p>'
     for name in ("a.html", "b.html"):
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_text(
-            f"<!doctype html><html><head><title>{name}</title></head><body>{link}</body></html>"
+        write(
+            directory / name,
+            f"<!doctype html><html><head><title>{name}</title></head><body>{link}</body></html>",
         )
 
 
@@ -299,7 +300,7 @@ async def _click_to_request(
 ) -> dict[str, list[float]]:
     from playwright.async_api import async_playwright
 
-    from sitebeacon.proof.browser import LAUNCH_ARGS
+    from sitebeacon.proof.engines.chromium import LAUNCH_ARGS
 
     timings: dict[str, list[float]] = {"with": [], "without": []}
     async with async_playwright() as playwright:

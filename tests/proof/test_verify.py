@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from files import run_cli, write
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
-from sitebeacon.proof.browser import find_browser
+from sitebeacon.proof.engines.chromium import find_browser
 from sitebeacon.proof.verify import (
     ALL_SCENARIOS,
     Expected,
@@ -179,11 +179,6 @@ def test_page_errors_fail_a_scenario() -> None:
 # --- the site ------------------------------------------------------------------------------
 
 
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def test_plan_starts_on_a_page_with_both_kinds_of_link(tmp_path: Path) -> None:
     write(tmp_path / "index.html", '<a href="/b/">b</a>')
     write(tmp_path / "b/index.html", '<a href="/">home</a> <a href="https://example.org/">x</a>')
@@ -222,13 +217,7 @@ def test_no_browser_on_path_says_how_to_install_one(
 
 
 def sitebeacon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sitebeacon.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(*args, cwd=ROOT, timeout=600)
 
 
 @pytest.fixture(scope="module")
