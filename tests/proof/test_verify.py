@@ -13,7 +13,9 @@ from files import run_cli, write
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.proof.engines import ENGINES
 from sitebeacon.proof.engines.chromium import find_browser
+from sitebeacon.proof.scenarios import SCENARIOS
 from sitebeacon.proof.verify import (
     ALL_SCENARIOS,
     Expected,
@@ -96,6 +98,43 @@ def test_ping_links_turn_the_click_record_into_the_browsers_ping() -> None:
     assert by_type(expected_records(Config(), 2, link_has_ping=True))["outbound"].transport == (
         "ping"
     )
+
+
+def test_the_registry_is_one_ordered_list() -> None:
+    assert tuple(range(1, 10)) == ALL_SCENARIOS
+    assert [s.number for s in SCENARIOS] == list(ALL_SCENARIOS)
+    for item in SCENARIOS:
+        assert set(item.cannot) <= set(ENGINES), item
+        assert all(why for why in item.cannot.values()), item
+    assert [s.number for s in SCENARIOS if s.dead_page] == [8, 9]
+    assert {s.number: s.visits for s in SCENARIOS if s.visits > 1} == {4: 2, 7: 2}
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_without_fetchlater_crash_and_close_are_not_promised(engine: str) -> None:
+    for scenario in (8, 9):
+        leave = by_type(expected_records(Config(), scenario, engine=engine))["leave"]
+        assert not leave.required
+        assert "no fetchLater" in leave.why
+    # Everything else is, by the transports the engine has.
+    assert by_type(expected_records(Config(), 5, engine=engine))["leave"].required
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_only_transports_the_engine_lacks_promise_nothing(engine: str) -> None:
+    expected = expected_records(Config(transport=("fetchlater",)), 1, engine=engine)
+    assert expected and not any(item.required for item in expected)
+    assert all("none of the configured transports" in item.why for item in expected)
+    keepalive = expected_records(Config(transport=("fetchlater", "keepalive")), 1, engine=engine)
+    assert all(item.required for item in keepalive)
+
+
+def test_pings_are_promised_where_the_engine_sends_them() -> None:
+    config = Config(ping_links="outbound")
+    for engine in ("chromium", "webkit"):
+        assert by_type(expected_records(config, 2, engine=engine))["outbound"].required
+    firefox = by_type(expected_records(config, 2, engine="firefox"))["outbound"]
+    assert not firefox.required and "send_pings" in firefox.why
 
 
 def test_unknown_scenario_is_an_error() -> None:
@@ -227,6 +266,13 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_throttle_outside_chromium_is_one_line_and_status_2(sample_build: Path) -> None:
+    result = sitebeacon("verify", str(sample_build), "--engine", "firefox", "--throttle", "slow3g")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "chromium only" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_missing_browser_is_one_line_and_status_2(sample_build: Path) -> None:
     result = sitebeacon("verify", str(sample_build), "--browser", "/nonexistent")
     assert result.returncode == 2
@@ -281,3 +327,29 @@ def test_verify_table_and_absolute_endpoint(chromium: str, tmp_path: Path) -> No
     output = verify_ok(tmp_path / "site", chromium, tmp_path / "abs.toml")
     assert "re-injected with endpoint /collect" in output
     assert output.rstrip().endswith("9 of 9 scenarios delivered what the configuration promises")
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_verify_in_another_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path: Path
+) -> None:
+    """`--engine firefox|webkit` drives all nine scenarios there; without fetchLater a crash
+    and a closed browser are not promised, and the report says why."""
+    request.getfixturevalue(engine)  # skips, or fails under CI=true, when the engine is missing
+    build_site(SAMPLE, tmp_path / "site", Config())
+    result = sitebeacon(
+        "verify", str(tmp_path / "site"), "--config", str(SAMPLE / "sitebeacon.toml"),
+        "--engine", engine, "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["engine"] == engine
+    assert [s["number"] for s in report["scenarios"]] == list(ALL_SCENARIOS)
+    assert report["not_driven"] == []
+    for scenario in report["scenarios"]:
+        leaves = [r for r in scenario["stored"] if r["type"] == "leave"]
+        assert {r["transport"] for r in leaves} <= {"beacon"}, scenario
+        if scenario["number"] == 8:  # a crash runs no page event: nothing was armed
+            assert leaves == []
+            why = next(e["why"] for e in scenario["expected"] if e["type"] == "leave")
+            assert "no fetchLater" in why

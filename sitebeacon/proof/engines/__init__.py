@@ -12,12 +12,15 @@ from sitebeacon.proof.engines.base import Engine, Ready
 
 ENGINES = ("chromium", "firefox", "webkit")
 LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit"}
-# What each engine offers that changes what a scenario must deliver: "fetchlater" (a record
-# armed ahead of time survives a crash), "ping" (<a ping> is sent without any setting).
+# What each engine offers that changes what a scenario must deliver: the transports it has
+# ("fetchlater": a record armed ahead of time also survives a crash) and "ping" (<a ping> is
+# sent without any setting). Measured with the Debian packages (README "Proof in a real
+# browser"): neither Firefox ESR 153 nor WebKitGTK 2.50 has fetchLater; Firefox sends no ping
+# unless browser.send_pings is set.
 FEATURES: dict[str, frozenset[str]] = {
-    "chromium": frozenset({"fetchlater", "ping"}),
-    "firefox": frozenset(),  # browser.send_pings is off by default
-    "webkit": frozenset({"ping"}),
+    "chromium": frozenset({"fetchlater", "beacon", "keepalive", "ping"}),
+    "firefox": frozenset({"beacon", "keepalive"}),
+    "webkit": frozenset({"beacon", "keepalive", "ping"}),
 }
 
 
