@@ -483,7 +483,7 @@ def test_spa_navigation(engine: tuple[str, str | None], tmp_path: Path, order: s
         assert rows == []  # fetchLater alone where there is none: nothing to send with
         return
     for row in rows:
-        for field_name in ("url", "ref", "target"):
+        for field_name in ("url", "referrer", "target"):
             value = str(row.get(field_name) or "")
             assert not any(secret in value for secret in SECRETS), row
     paths = ["/app/", *ROUTES]
@@ -494,6 +494,6 @@ def test_spa_navigation(engine: tuple[str, str | None], tmp_path: Path, order: s
     views = {urlsplit(row["url"]).path: row for row in app if row["type"] == "pageview"}
     assert views["/app/"]["url"] == base + "/app/?utm_source=news"
     for before, after in itertools.pairwise(paths):
-        assert views[after]["ref"] == views[before]["url"]
+        assert views[after]["referrer"] == views[before]["url"]
     leaves = [row for row in app if row["type"] == "leave"]
     assert len({row["id"] for row in leaves}) == len(leaves)
