@@ -1,10 +1,11 @@
-"""`sitebeacon verify`: leave a built site in nine ways in real Chromium and check what arrived.
+"""`sitebeacon verify`: leave a built site in nine ways in real browsers and check what arrived.
 
 The proof has to come from the receiver's store, not from the browser: Chromium reports
 requests that never reached a server, and says nothing of fetchLater requests at all. So the
 site is served on loopback together with a real receiver on a temporary SQLite file, and each
 scenario's records are read back from that file and compared with what the configuration
-promises (`expected_records`).
+promises in that engine (`expected_records`). The scenarios are `proof.scenarios`; the
+browsers, `proof.engines`; the pages are read with the injector's own scanner and rules.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
-from sitebeacon.proof.engines import ENGINES, FEATURES, LABELS, locate, make_engine
+from sitebeacon.proof.engines import FEATURES, LABELS, locate, make_engine
 from sitebeacon.proof.engines.base import Engine, Outcome, SitePlan
 from sitebeacon.proof.scenarios import (
     ALL_SCENARIOS,
@@ -37,8 +38,6 @@ from sitebeacon.proof.scenarios import (
 from sitebeacon.site import inject
 from sitebeacon.site.generate import template_context
 from sitebeacon.site.htmlscan import scan_page
-
-__all__ = ["ALL_SCENARIOS", "ENGINES"]
 
 DEAD_PAGE_NOTE = (
     "leave after a crash or a closed browser arrives only when fetchlater is among the"

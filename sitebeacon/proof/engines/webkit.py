@@ -302,6 +302,10 @@ class WebKitEngine(Engine):
         )
         tab = WebKitTab(self._driver, session["sessionId"], url, self.timeout)
         try:
+            # A spare tab behind the page (MiniBrowser opens new tabs in the background): closing
+            # the page is then closing a tab, not quitting MiniBrowser with its last one, which
+            # under load once took the page's requests down with it.
+            await tab.command("POST", "/window/new", {"type": "tab"})
             await tab.command("POST", "/url", {"url": url})
             await tab.evaluate(WATCH_ERRORS)
             await self.ready(url, 1)
