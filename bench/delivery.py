@@ -1,7 +1,8 @@
 """How many leave records reach the receiver: sitebeacon against the two usual patterns.
 
-For scenarios 1-9 of `sitebeacon verify`, N trials each, with and without Slow 3G emulation,
-in one run and against real receivers with real SQLite stores:
+For scenarios 1-9 of `sitebeacon verify`, N trials each, with and without Slow 3G emulation
+(Chromium only: it is CDP network emulation), in one run, in one engine or all three (one
+column group each), and against real receivers with real SQLite stores:
 
   (a) fetch      a plain fetch() POST on every link click and on visibilitychange to hidden;
                  the pattern that loses records (the page is torn down under the request)
@@ -18,9 +19,10 @@ The three approaches of a trial run at once, except in scenarios 8 and 9: three 
 crashing or shutting down together on two cores starve each other, and Chromium then loses more
 of what it flushes at shutdown (2 of 6 closes lost in parallel, 0 of 20 one at a time).
 
-    python bench/delivery.py                 # 20 trials per scenario, approach and network
+    python bench/delivery.py                 # Chromium, 20 trials per scenario, approach, network
     python bench/delivery.py --trials 3      # quick
     python bench/delivery.py --throttle none --scenarios 8,9
+    python bench/delivery.py --engine all --throttle none --trials 3   # Chromium, Firefox, WebKit
 """
 
 from __future__ import annotations
@@ -307,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         sites.sort(key=lambda site: APPROACHES.index(site.approach))
         for name in engines:
             # Network emulation is Chromium's (CDP): the others run without a throttle.
-            networks_here = throttles if name == "chromium" else [None]
+            networks_here: list[str | None] = throttles if name == "chromium" else []
+            if name != "chromium" and None in throttles:
+                networks_here = [None]
             found, version = asyncio.run(
                 run(
                     name,
@@ -315,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                     sites,
                     scenarios,
                     args.trials,
-                    [t for t in networks_here if t in throttles] or [],
+                    networks_here,
                     True,
                     args.serial,
                 )
