@@ -137,7 +137,7 @@ class WebDriver:
         return [
             pid
             for pid, argv in group_processes(self.process.pid)
-            if argv[0].endswith("WebKitWebProcess")
+            if argv and argv[0].endswith("WebKitWebProcess")  # zombies have no argv
         ]
 
     async def close(self) -> None:
