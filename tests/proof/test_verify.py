@@ -353,3 +353,26 @@ def test_verify_in_another_engine(
             assert leaves == []
             why = next(e["why"] for e in scenario["expected"] if e["type"] == "leave")
             assert "no fetchLater" in why
+
+
+def test_a_scenario_an_engine_cannot_drive_is_reported_with_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    from sitebeacon.proof import scenarios, verify
+
+    item = replace(scenarios.BY_NUMBER[6], cannot={"webkit": "no second tab can come in front"})
+    monkeypatch.setitem(scenarios.BY_NUMBER, 6, item)
+    assert verify.not_driven("webkit", ALL_SCENARIOS) == {6: "no second tab can come in front"}
+    assert verify.not_driven("chromium", ALL_SCENARIOS) == {}
+    report = make_report([ScenarioResult(5, "five", "u5", [])])
+    report.engine, report.not_driven = "webkit", verify.not_driven("webkit", ALL_SCENARIOS)
+    assert report.ok
+    assert "6: not driven in webkit: no second tab can come in front" in report.table()
+    assert "(1 not driven)" in report.table()
+    data = json.loads(report.to_json())
+    assert data["engine"] == "webkit"
+    assert data["not_driven"] == [
+        {"number": 6, "name": item.name, "why": "no second tab can come in front"}
+    ]
