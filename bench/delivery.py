@@ -1,7 +1,8 @@
 """How many leave records reach the receiver: sitebeacon against the two usual patterns.
 
-For scenarios 1-9 of `sitebeacon verify`, N trials each, with and without Slow 3G emulation,
-in one run and against real receivers with real SQLite stores:
+For scenarios 1-9 of `sitebeacon verify`, N trials each, with and without Slow 3G emulation
+(Chromium only: it is CDP network emulation), in one run, in one engine or all three (one
+column group each), and against real receivers with real SQLite stores:
 
   (a) fetch      a plain fetch() POST on every link click and on visibilitychange to hidden;
                  the pattern that loses records (the page is torn down under the request)
@@ -18,9 +19,10 @@ The three approaches of a trial run at once, except in scenarios 8 and 9: three 
 crashing or shutting down together on two cores starve each other, and Chromium then loses more
 of what it flushes at shutdown (2 of 6 closes lost in parallel, 0 of 20 one at a time).
 
-    python bench/delivery.py                 # 20 trials per scenario, approach and network
+    python bench/delivery.py                 # Chromium, 20 trials per scenario, approach, network
     python bench/delivery.py --trials 3      # quick
     python bench/delivery.py --throttle none --scenarios 8,9
+    python bench/delivery.py --engine all --throttle none --trials 3   # Chromium, Firefox, WebKit
 """
 
 from __future__ import annotations
@@ -41,11 +43,10 @@ from typing import Any
 from sitebeacon.collect.server import running_receiver
 from sitebeacon.collect.stores import open_store
 from sitebeacon.config import Config
-from sitebeacon.proof.browser import Driver, SitePlan, browser_version, find_browser
+from sitebeacon.proof.engines import ENGINES, LABELS, locate, make_engine
+from sitebeacon.proof.engines.base import Engine, Outcome, SitePlan
+from sitebeacon.proof.scenarios import BY_NUMBER, SCENARIOS
 from sitebeacon.proof.verify import (
-    DEAD_PAGE,
-    SCENARIOS,
-    VISITS,
     Expected,
     make_ready,
     plan_site,
@@ -101,11 +102,7 @@ BASELINE_BEACON = (
 )
 
 APPROACHES = ("fetch", "beacon", "sitebeacon")
-LABELS = {
-    "fetch": "(a) fetch on click+hide",
-    "beacon": "(b) beacon on hide",
-    "sitebeacon": "(c) sitebeacon",
-}
+LABELS_SHORT = {"fetch": "(a) fetch", "beacon": "(b) beacon", "sitebeacon": "(c) sitebeacon"}
 DEADLINE = {None: 5.0, "slow3g": 15.0}
 SETTLE = {None: 0.5, "slow3g": 2.0}
 
@@ -141,14 +138,17 @@ class Site:
 
 
 async def trial(
-    driver: Driver, site: Site, scenario: int, throttle: str | None, token: str, tally: Tally
+    engine: Engine, site: Site, number: int, throttle: str | None, token: str, tally: Tally
 ) -> None:
     url = f"{site.plan.url(site.plan.start_path)}?bench={token}"
-    visits = VISITS.get(scenario, 1)
+    scenario = BY_NUMBER[number]
+    visits = scenario.visits
     expected = [Expected("pageview", visits), Expected("leave", visits)]
     rows: list[dict[str, Any]] = []
+    outcome = Outcome()
     try:
-        async with driver.scenario(scenario, url) as outcome:
+        async with engine.open(scenario, url, outcome) as tab:
+            await scenario.drive(tab, site.plan, outcome, engine.ready)
             rows = await wait_for_rows(
                 site.read, url, expected, timeout=DEADLINE[throttle], settle=SETTLE[throttle]
             )
@@ -179,64 +179,78 @@ def build_sites(workdir: Path) -> dict[str, Path]:
 
 
 async def run(
-    executable: str,
+    engine_name: str,
+    browser: str | None,
     sites: list[Site],
     scenarios: list[int],
     trials: int,
     throttles: list[str | None],
     progress: bool,
     serial: bool = False,
-) -> dict[Any, Tally]:
+) -> tuple[dict[Any, Tally], str]:
+    """Tallies keyed (engine, throttle, scenario, approach), and the browser's version."""
     tallies: dict[Any, Tally] = {}
+    version = ""
     for throttle in throttles:
-        drivers = {}
+        engines: dict[str, Engine] = {}
         async with contextlib.AsyncExitStack() as stack:
             for site in sites:
                 ready = make_ready(site.read, Config(), DEADLINE[throttle] * 2)
-                drivers[site.approach] = await stack.enter_async_context(
-                    Driver(executable, site.plan, ready, throttle=throttle)
-                )
+                engine = make_engine(engine_name, ready, browser=browser, throttle=throttle)
+                engines[site.approach] = await stack.enter_async_context(engine)
+                version = engine.version()
             for scenario in scenarios:
                 started = time.monotonic()
                 for number in range(trials):
                     token = f"{secrets.token_hex(3)}-{scenario}-{number}"
                     runs = [
                         trial(
-                            drivers[site.approach],
+                            engines[site.approach],
                             site,
                             scenario,
                             throttle,
                             token,
-                            tallies.setdefault((throttle, scenario, site.approach), Tally()),
+                            tallies.setdefault(
+                                (engine_name, throttle, scenario, site.approach), Tally()
+                            ),
                         )
                         for site in sites
                     ]
-                    if serial or scenario in DEAD_PAGE:
+                    if serial or BY_NUMBER[scenario].dead_page:
                         for one in runs:
                             await one
                     else:
                         await asyncio.gather(*runs)
                 if progress:
                     print(
-                        f"  {throttle or 'none'} scenario {scenario}: {trials} trials in"
-                        f" {time.monotonic() - started:.0f} s",
+                        f"  {engine_name} {throttle or 'none'} scenario {scenario}: {trials}"
+                        f" trials in {time.monotonic() - started:.0f} s",
                         file=sys.stderr,
                     )
-    return tallies
+    return tallies, version
 
 
-def table(tallies: dict[Any, Tally], scenarios: list[int], throttles: list[str | None]) -> str:
-    header = ["network", "scenario", *(LABELS[a] for a in APPROACHES)]
+def table(
+    tallies: dict[Any, Tally],
+    engines: list[str],
+    scenarios: list[int],
+    throttles: list[str | None],
+) -> str:
+    """One row per network and scenario; a column group (the three approaches) per engine."""
+    header = [
+        "network",
+        "scenario",
+        *(f"{LABELS[e]} {LABELS_SHORT[a]}" for e in engines for a in APPROACHES),
+    ]
     rows = [header]
     for throttle in throttles:
         for scenario in scenarios:
-            rows.append(
-                [
-                    throttle or "none",
-                    f"{scenario} {SCENARIOS[scenario]}"[:44],
-                    *(tallies[(throttle, scenario, a)].cell() for a in APPROACHES),
-                ]
-            )
+            cells = [
+                tallies[key].cell() if (key := (e, throttle, scenario, a)) in tallies else "n/a"
+                for e in engines
+                for a in APPROACHES
+            ]
+            rows.append([throttle or "none", f"{scenario} {BY_NUMBER[scenario].name}"[:44], *cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -249,11 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="trials per cell (default 20)")
     parser.add_argument("--throttle", choices=["both", "none", "slow3g"], default="both")
     parser.add_argument(
+        "--engine",
+        choices=[*ENGINES, "all"],
+        default="chromium",
+        help="the browser engine (default chromium); Slow 3G runs in chromium only",
+    )
+    parser.add_argument(
         "--scenarios",
-        default=",".join(map(str, SCENARIOS)),
+        default=",".join(str(scenario.number) for scenario in SCENARIOS),
         help="comma-separated scenario numbers (default all)",
     )
-    parser.add_argument("--browser", metavar="PATH")
+    parser.add_argument("--browser", metavar="PATH", help="the Chromium executable")
     parser.add_argument(
         "--serial",
         action="store_true",
@@ -267,8 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         "slow3g": ["slow3g"],
     }
     throttles = networks[args.throttle]
-    executable = find_browser(args.browser)
+    engines = list(ENGINES) if args.engine == "all" else [args.engine]
+    for name in engines:
+        locate(name, args.browser)
     started = time.monotonic()
+    tallies: dict[Any, Tally] = {}
+    versions = []
     with (
         tempfile.TemporaryDirectory(prefix="sitebeacon-bench-") as temp,
         contextlib.ExitStack() as stack,
@@ -283,18 +307,34 @@ def main(argv: list[str] | None = None) -> int:
             plan = replace(plan, base=base)
             sites.append(Site(approach, base, store.records, plan))
         sites.sort(key=lambda site: APPROACHES.index(site.approach))
-        tallies = asyncio.run(
-            run(executable, sites, scenarios, args.trials, throttles, True, args.serial)
-        )
+        for name in engines:
+            # Network emulation is Chromium's (CDP): the others run without a throttle.
+            networks_here: list[str | None] = throttles if name == "chromium" else []
+            if name != "chromium" and None in throttles:
+                networks_here = [None]
+            found, version = asyncio.run(
+                run(
+                    name,
+                    args.browser,
+                    sites,
+                    scenarios,
+                    args.trials,
+                    networks_here,
+                    True,
+                    args.serial,
+                )
+            )
+            tallies.update(found)
+            versions.append(f"{LABELS[name]}: {version}")
     mode = "serial" if args.serial else "approaches in parallel"
     print(
         f"leave records delivered (% of visits) and duplicate rows; {args.trials} trials per"
-        f" cell, {mode}; {browser_version(executable)}; {time.monotonic() - started:.0f} s"
+        f" cell, {mode}; {'; '.join(versions)}; {time.monotonic() - started:.0f} s"
     )
-    print(table(tallies, scenarios, throttles))
+    print(table(tallies, engines, scenarios, throttles))
     errors = [(key, message) for key, tally in tallies.items() for message in tally.failed_runs]
-    for (throttle, scenario, approach), message in errors[:20]:
-        print(f"error: {throttle or 'none'} {scenario} {approach}: {message}")
+    for (engine, throttle, scenario, approach), message in errors[:20]:
+        print(f"error: {engine} {throttle or 'none'} {scenario} {approach}: {message}")
     return 0
 
 

@@ -13,7 +13,7 @@ import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-from sitebeacon.proof.browser import LAUNCH_ARGS, find_browser
+from sitebeacon.proof.engines.chromium import LAUNCH_ARGS, find_browser
 
 
 def wait_until_up(url: str) -> None:

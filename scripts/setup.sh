@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything sitebeacon's tests and demo need on a Debian/Ubuntu machine:
-# system packages (Chromium for the browser tests, PostgreSQL, wrk for the receiver benchmark,
-# Node.js as a second parser of the generated modules, nginx for the reverse-proxy example),
+# system packages (Chromium, Firefox ESR, and WebKitGTK's WebKitWebDriver with Xvfb for the
+# browser tests, PostgreSQL, wrk for the receiver benchmark, Node.js as a second parser of the
+# generated modules, nginx for the reverse-proxy example),
 # a virtualenv in .venv with the project and its test extras, and a running PostgreSQL server.
 # Safe to run again: every step checks first.
 set -euo pipefail
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 packages=()
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || packages+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null 2>&1 || packages+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null 2>&1 || packages+=(xvfb)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -7,6 +7,7 @@ or Playwright, and so that a missing optional extra only matters to the command 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,13 +95,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from sitebeacon.proof.engines import ENGINES
     from sitebeacon.proof.verify import run_verify
 
     site = Path(args.site_dir)
     config = _config(args, site)
-    report = run_verify(site, config, browser=args.browser, throttle=args.throttle)
-    sys.stdout.write(report.to_json() if args.json else report.table())
-    return 0 if report.ok else 1
+    engines = ENGINES if args.engine == "all" else (args.engine,)
+    reports = run_verify(
+        site, config, engines=engines, browser=args.browser, throttle=args.throttle
+    )
+    ok = all(report.ok for report in reports)
+    if args.json and len(reports) == 1:
+        sys.stdout.write(reports[0].to_json())
+    elif args.json:
+        combined = {"ok": ok, "engines": [report.to_dict() for report in reports]}
+        sys.stdout.write(json.dumps(combined, indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(report.table() for report in reports))
+    return 0 if ok else 1
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -158,10 +170,13 @@ def make_parser() -> argparse.ArgumentParser:
     stats.add_argument("--include-bots", action="store_true")
     stats.set_defaults(func=cmd_stats)
 
-    verify = add("verify", "drive Chromium through leave scenarios and report what arrived")
+    verify = add("verify", "drive real browsers through leave scenarios and report what arrived")
     verify.add_argument("site_dir", metavar="SITE_DIR")
     with_config(verify)
-    verify.add_argument("--browser", metavar="PATH")
+    verify.add_argument(
+        "--engine", choices=["chromium", "firefox", "webkit", "all"], default="chromium"
+    )
+    verify.add_argument("--browser", metavar="PATH", help="the Chromium executable to drive")
     verify.add_argument("--throttle", choices=["slow3g"])
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_verify)

@@ -46,9 +46,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The Chromium executable the browser tests drive (`sitebeacon.proof.browser.find_browser`)."""
+    """The Chromium executable the browser tests drive (`proof.engines.chromium.find_browser`)."""
     from sitebeacon.errors import SitebeaconError
-    from sitebeacon.proof.browser import find_browser
+    from sitebeacon.proof.engines.chromium import find_browser
 
     try:
         import playwright.async_api  # noqa: F401
@@ -59,3 +59,30 @@ def chromium() -> str:
     except SitebeaconError as error:
         require(False, str(error))
         raise  # unreachable: require() skipped or failed
+
+
+def _engine(name: str) -> str:
+    from sitebeacon.errors import SitebeaconError
+    from sitebeacon.proof.engines import locate
+
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        require(False, "websockets is not installed (pip install 'sitebeacon[verify]')")
+    try:
+        locate(name)
+    except SitebeaconError as error:
+        require(False, str(error))
+    return name
+
+
+@pytest.fixture(scope="session")
+def firefox() -> str:
+    """ "firefox" when Firefox ESR can be driven here (WebDriver BiDi needs nothing more)."""
+    return _engine("firefox")
+
+
+@pytest.fixture(scope="session")
+def webkit() -> str:
+    """ "webkit" when WebKitWebDriver, MiniBrowser and Xvfb are all installed."""
+    return _engine("webkit")

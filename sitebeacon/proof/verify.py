@@ -1,15 +1,17 @@
-"""`sitebeacon verify`: leave a built site in nine ways in real Chromium and check what arrived.
+"""`sitebeacon verify`: leave a built site in nine ways in real browsers and check what arrived.
 
 The proof has to come from the receiver's store, not from the browser: Chromium reports
 requests that never reached a server, and says nothing of fetchLater requests at all. So the
 site is served on loopback together with a real receiver on a temporary SQLite file, and each
 scenario's records are read back from that file and compared with what the configuration
-promises (`expected_records`).
+promises in that engine (`expected_records`). The scenarios are `proof.scenarios`; the
+browsers, `proof.engines`; the pages are read with the injector's own scanner and rules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import secrets
 import shutil
@@ -17,51 +19,46 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
-from sitebeacon.proof.browser import Driver, Outcome, SitePlan, browser_version, find_browser
+from sitebeacon.proof.engines import FEATURES, LABELS, locate, make_engine
+from sitebeacon.proof.engines.base import Engine, Outcome, SitePlan
+from sitebeacon.proof.scenarios import (
+    ALL_SCENARIOS,
+    BY_NUMBER,
+    OUTBOUND_FALLBACK,
+    SHUTDOWN_NOTE,
+    Scenario,
+    scenario,
+)
+from sitebeacon.site import inject
+from sitebeacon.site.generate import template_context
+from sitebeacon.site.htmlscan import scan_page
 
-SCENARIOS: dict[int, str] = {
-    1: "click a link to another page of the site",
-    2: "click an outbound link",
-    3: "location.href navigation from script",
-    4: "reload",
-    5: "close the tab",
-    6: "hide the tab (another tab in front), then close it",
-    7: "leave and come back through the back-forward cache, then close",
-    8: "renderer crash (CDP Page.crash)",
-    9: "the browser closed without closing the page",
-}
-ALL_SCENARIOS = tuple(SCENARIOS)
-# Visits of the start page each scenario ends: a reload and a bfcache restore start a second
-# one, which the scenario ends by closing the tab.
-VISITS = {4: 2, 7: 2}
-# Scenarios that click a link of the site (a ping= on it sends a record of its own).
-CLICKS_INTERNAL = (1, 7)
-# Scenarios where no page event runs: only a record handed to the browser beforehand survives.
-DEAD_PAGE = (8, 9)
 DEAD_PAGE_NOTE = (
     "leave after a crash or a closed browser arrives only when fetchlater is among the"
     " transports (the module then arms the leave record with fetchLater ahead of time)"
 )
-
-# Chromium sometimes exits before a request it flushes at shutdown is written: it connects, then
-# exits before writing (none in 30 closes on a quiet machine, 2 in 30 with the cores busy, even
-# for a page doing nothing but one fetchLater; see README "Delivery"), so scenario 9 gets one
-# more attempt, and the report says so.
-SHUTDOWN_RETRY = (9,)
-SHUTDOWN_NOTE = "Chromium can exit before writing a request it flushes at shutdown"
+NO_FETCHLATER_NOTE = (
+    "{engine} has no fetchLater, so nothing is armed ahead of time: a leave arrives only if the"
+    " browser still runs the page's events"
+)
+NO_TRANSPORT_NOTE = (
+    "{engine} has none of the configured transports ({transports}): the module cannot send"
+)
+NO_PING_NOTE = "{engine} sends no <a ping> by default (browser.send_pings is off)"
 
 DELIVERY_TIMEOUT = 10.0  # seconds to wait for the records a scenario must deliver
 SETTLE = 0.6  # then this long for late copies (duplicates) and records not required
 THROTTLED_FACTOR = 4  # both, under --throttle (Slow 3G adds 2 s to every request)
 POLL = 0.05
 MARK_PARAM = "sitebeacon-verify"
+# A link of each kind, to ask `inject` whether it would give such a link ping=.
+SAMPLE_HREFS = {"local": "/", "outbound": OUTBOUND_FALLBACK}
 
 
 @dataclass(frozen=True)
@@ -80,42 +77,64 @@ class Expected:
         return text if self.required else f"({text})"
 
 
-def fetchlater_arms(config: Config) -> bool:
-    """Whether the module arms leave records with fetchLater ahead of time (when listed)."""
-    return "fetchlater" in config.transport
+def engine_features(engine: str) -> frozenset[str]:
+    """What an engine offers that changes the expectations ("fetchlater", "ping")."""
+    if engine not in FEATURES:
+        raise ValueError(f"no engine {engine}")
+    return FEATURES[engine]
 
 
-def link_pinged(config: Config, outbound: bool) -> bool:
-    """Whether `build`/`inject` give such a link a ping= attribute under `config`."""
-    return config.ping_links == "all" or (config.ping_links == "outbound" and outbound)
+def gets_ping(config: Config, kind: str) -> bool:
+    """Whether `build`/`inject` give a link of `kind` ("local", "outbound") ping= under
+    `config`: asked of the injector itself, on a one-link page."""
+    if config.ping_links == "none":
+        return False
+    page = f'<a href="{SAMPLE_HREFS[kind]}">'.encode()
+    return b" ping=" in inject.inject_page(page, b"", config.endpoint, config.ping_links)
 
 
 def expected_records(
-    config: Config, scenario: int, *, link_has_ping: bool | None = None
+    config: Config,
+    number: int,
+    *,
+    link_has_ping: bool | None = None,
+    engine: str = "chromium",
 ) -> list[Expected]:
-    """What the receiver must hold about the start page after `scenario`, per `config`.
+    """What the receiver must hold about the start page after scenario `number` in `engine`.
 
     `link_has_ping`: whether the link the scenario clicks carries ping= (read from the page by
     `run_verify`; derived from `config.ping_links` when not given).
     """
-    if scenario not in SCENARIOS:
-        raise ValueError(f"no scenario {scenario}")
-    visits = VISITS.get(scenario, 1)
+    item = scenario(number)
+    features = engine_features(engine)
+    visits = item.visits
+    label = LABELS[engine]
+    # Nothing the module sends can arrive when the engine has none of its transports.
+    mute = not any(transport in features for transport in config.transport)
+    mute_why = NO_TRANSPORT_NOTE.format(engine=label, transports=", ".join(config.transport))
     expected: list[Expected] = []
     if "pageview" in config.events:
-        expected.append(Expected("pageview", visits))
+        expected.append(Expected("pageview", visits, required=not mute, why=mute_why * mute))
     if "leave" in config.events:
-        if scenario in DEAD_PAGE and not fetchlater_arms(config):
-            expected.append(Expected("leave", 1, required=False, why=DEAD_PAGE_NOTE))
+        armed = template_context(config)["arming"] and "fetchlater" in features
+        if mute:
+            expected.append(Expected("leave", visits, required=False, why=mute_why))
+        elif item.dead_page and not armed:
+            why = DEAD_PAGE_NOTE
+            if "fetchlater" not in features:
+                why = NO_FETCHLATER_NOTE.format(engine=label)
+            expected.append(Expected("leave", 1, required=False, why=why))
         else:
             expected.append(Expected("leave", visits))
-    clicks = scenario == 2 or scenario in CLICKS_INTERNAL
-    if clicks:
-        pinged = link_pinged(config, scenario == 2) if link_has_ping is None else link_has_ping
-        if pinged:
+    if item.clicks is not None:
+        pinged = gets_ping(config, item.clicks) if link_has_ping is None else link_has_ping
+        if pinged and "ping" not in features:
+            why = NO_PING_NOTE.format(engine=label)
+            expected.append(Expected("outbound", 1, transport="ping", required=False, why=why))
+        elif pinged:
             expected.append(Expected("outbound", 1, transport="ping"))
-        elif scenario == 2 and "outbound" in config.events:
-            expected.append(Expected("outbound", 1))
+        elif item.clicks == "outbound" and "outbound" in config.events:
+            expected.append(Expected("outbound", 1, required=not mute, why=mute_why * mute))
     return expected
 
 
@@ -213,6 +232,8 @@ class VerifyReport:
     receiver: str
     notes: list[str] = field(default_factory=list)
     scenarios: list[ScenarioResult] = field(default_factory=list)
+    engine: str = "chromium"
+    not_driven: dict[int, str] = field(default_factory=dict)  # scenario -> why not
 
     @property
     def ok(self) -> bool:
@@ -231,11 +252,16 @@ class VerifyReport:
                 "ping_links": self.config.ping_links,
                 "script_mode": self.config.script_mode,
             },
+            "engine": self.engine,
             "browser": self.browser,
             "throttle": self.throttle,
             "receiver": self.receiver,
             "notes": self.notes,
             "scenarios": [result.to_dict() for result in self.scenarios],
+            "not_driven": [
+                {"number": number, "name": BY_NUMBER[number].name, "why": why}
+                for number, why in self.not_driven.items()
+            ],
         }
 
     def to_json(self) -> str:
@@ -248,7 +274,7 @@ class VerifyReport:
             f"  config {config.source}: transport {' > '.join(config.transport)},"
             f" encoding {config.encoding}, events {', '.join(config.events) or '(none)'},"
             f" ping.links {config.ping_links}",
-            f"  browser {self.browser}"
+            f"  engine {self.engine}: browser {self.browser}"
             + (f", throttled: {self.throttle}" if self.throttle else ""),
             f"  receiver {self.receiver} (temporary SQLite store)",
         ]
@@ -298,6 +324,10 @@ class VerifyReport:
                 for item in result.expected
                 if not item.required and item.why
             ]
+        details += [
+            f"  {number}: not driven in {self.engine}: {why}"
+            for number, why in self.not_driven.items()
+        ]
         if details:
             lines += ["", *details]
         lines += ["", f"{'ok' if self.ok else 'FAILED'}: {self._summary()}", ""]
@@ -306,9 +336,12 @@ class VerifyReport:
     def _summary(self) -> str:
         failed = [str(result.number) for result in self.scenarios if not result.ok]
         total = len(self.scenarios)
+        skipped = f" ({len(self.not_driven)} not driven)" if self.not_driven else ""
         if not failed:
-            return f"{total} of {total} scenarios delivered what the configuration promises"
-        return f"scenario(s) {', '.join(failed)} of {total} did not"
+            return (
+                f"{total} of {total} scenarios delivered what the configuration promises{skipped}"
+            )
+        return f"scenario(s) {', '.join(failed)} of {total} did not{skipped}"
 
 
 # --- the site ------------------------------------------------------------------------------
@@ -341,52 +374,43 @@ def _target_file(site_dir: Path, path: str) -> Path | None:
     return None
 
 
-class _LinkParser(HTMLParser):
-    """The `<a href>` elements of a page and whether a marked sitebeacon script is there."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[tuple[str, bool]] = []
-        self.injected = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        names = dict(attrs)
-        if tag == "a" and names.get("href") is not None:
-            self.links.append((str(names["href"]).strip(), "ping" in names))
-        elif tag == "script" and "data-sitebeacon" in names:
-            self.injected = True
+def _href_text(raw: bytes) -> str:
+    """An href as the DOM reads it (character references decoded, spaces around stripped)."""
+    return html.unescape(raw.decode("utf-8", "replace")).strip()
 
 
 def read_page_links(site_dir: Path, page: Path) -> PageLinks:
+    """The page's links, found and classified as `inject` finds and classifies them."""
     body = page.read_bytes()
-    parser = _LinkParser()
-    parser.feed(body.decode("utf-8", "replace"))
-    parser.close()
+    scanned = body
+    codec = inject.UTF16_BOMS.get(body[:2])
+    if codec is not None:  # a UTF-16 page: scan it as UTF-8, as inject does
+        scanned = body[2:].decode(codec, "replace").encode("utf-8")
+    start = 3 if scanned.startswith(inject.UTF8_BOM) else 0
+    scan = scan_page(scanned, links="every", start=start)
     path = url_path(site_dir, page)
     origin = "http://site.invalid"
     internal: list[tuple[str, str, bool]] = []
     outbound: list[tuple[str, bool]] = []
-    for href, has_ping in parser.links:
-        target = urlsplit(urljoin(origin + path, href))
-        if target.scheme not in ("http", "https"):
+    for link in scan.links:
+        kind = inject.link_kind(link.href)
+        if kind == "none" or link.href is None:
             continue
-        if f"{target.scheme}://{target.netloc}" != origin:
-            outbound.append((href, has_ping))
-        elif target.path != path and _target_file(site_dir, target.path) is not None:
-            internal.append((href, target.path, has_ping))
-    return PageLinks(path, tuple(internal), tuple(outbound), parser.injected, body)
+        href = _href_text(link.href)
+        if kind == "outbound":
+            outbound.append((href, link.has_ping))
+            continue
+        target = urlsplit(urljoin(origin + path, href)).path
+        if target != path and _target_file(site_dir, target) is not None:
+            internal.append((href, target, link.has_ping))
+    return PageLinks(path, tuple(internal), tuple(outbound), bool(scan.scripts), body)
 
 
 def find_pages(site_dir: Path) -> list[Path]:
-    """The site's pages, index.html first (what a static server would show for `/`)."""
-    pages = [
-        page
-        for page in site_dir.rglob("*")
-        if page.suffix in (".html", ".htm")
-        and page.is_file()
-        and "_sitebeacon" not in page.relative_to(site_dir).parts
-    ]
-    return sorted(pages, key=lambda p: (p.relative_to(site_dir) != Path("index.html"), str(p)))
+    """The site's pages as `inject` finds them, index.html first (what `/` shows)."""
+    pages = [Path(page) for page in inject.find_pages(site_dir)]
+    top = site_dir.absolute()
+    return sorted(pages, key=lambda p: (p.relative_to(top) != Path("index.html"), str(p)))
 
 
 def plan_site(site_dir: Path, base: str = "") -> tuple[SitePlan, PageLinks]:
@@ -463,55 +487,84 @@ def scenario_url(plan: SitePlan, token: str, number: int) -> str:
     return f"{plan.url(plan.start_path)}?{MARK_PARAM}={token}-{number}"
 
 
+def not_driven(engine: str, scenarios: Sequence[int]) -> dict[int, str]:
+    """The scenarios among `scenarios` that `engine` cannot drive, with why not."""
+    return {
+        number: BY_NUMBER[number].cannot[engine]
+        for number in scenarios
+        if engine in BY_NUMBER[number].cannot
+    }
+
+
+@dataclass
+class EngineRun:
+    """The scenarios one engine drove, and the ones it could not."""
+
+    engine: str
+    browser: str  # the executable and version, as the report shows them
+    results: list[ScenarioResult]
+    not_driven: dict[int, str]
+
+
 async def run_scenarios(
-    executable: str,
     plan: SitePlan,
     config: Config,
     read: RowSource,
     *,
+    engine: str = "chromium",
+    browser: str | None = None,
     scenarios: Sequence[int] = ALL_SCENARIOS,
     throttle: str | None = None,
     ping_on: dict[int, bool] | None = None,
     timeout: float = DELIVERY_TIMEOUT,
-) -> list[ScenarioResult]:
-    """Drive `scenarios` against a served site and compare what the store `read` returns.
+) -> EngineRun:
+    """Drive `scenarios` in `engine` against a served site; compare what the store `read` holds.
 
-    `ping_on`: whether the link scenario N clicks carries ping= (see `link_pings`);
-    `timeout`: seconds to wait for a scenario's records (times 4 under a throttle).
+    `browser`: Chromium's executable; `ping_on`: whether the link scenario N clicks carries
+    ping= (see `link_pings`); `timeout`: seconds to wait for a scenario's records (times 4
+    under a throttle).
     """
     factor = (THROTTLED_FACTOR if throttle else 1) * timeout / DELIVERY_TIMEOUT
     token = secrets.token_hex(4)
     results = []
     ready = make_ready(read, config, DELIVERY_TIMEOUT * factor)
-    async with Driver(executable, plan, ready, throttle=throttle) as driver:
+    skipped = not_driven(engine, scenarios)
+    driver = make_engine(engine, ready, browser=browser, throttle=throttle)
+    async with driver:
         for number in scenarios:
-            expected = expected_records(config, number, link_has_ping=(ping_on or {}).get(number))
-            result = await _run_one(driver, read, plan, token, number, expected, factor)
-            if number in SHUTDOWN_RETRY and result.missing and not result.failures:
+            if number in skipped:
+                continue
+            item = BY_NUMBER[number]
+            expected = expected_records(
+                config, number, link_has_ping=(ping_on or {}).get(number), engine=engine
+            )
+            result = await _run_one(driver, read, plan, token, item, expected, factor)
+            if item.shutdown_retry and result.missing and not result.failures:
                 lost = "; ".join(result.missing)
-                result = await _run_one(driver, read, plan, token + "r", number, expected, factor)
+                result = await _run_one(driver, read, plan, token + "r", item, expected, factor)
                 result.notes.append(
                     f"first attempt lost {lost}; this is the second attempt ({SHUTDOWN_NOTE})"
                 )
             results.append(result)
-    return results
+    return EngineRun(engine, driver.version(), results, skipped)
 
 
 async def _run_one(
-    driver: Driver,
+    driver: Engine,
     read: RowSource,
     plan: SitePlan,
     token: str,
-    number: int,
+    item: Scenario,
     expected: list[Expected],
     factor: float,
 ) -> ScenarioResult:
-    url = scenario_url(plan, token, number)
-    result = ScenarioResult(number, SCENARIOS[number], url, expected)
+    url = scenario_url(plan, token, item.number)
+    result = ScenarioResult(item.number, item.name, url, expected)
     started = time.monotonic()
     outcome = Outcome()
     try:
-        async with driver.scenario(number, url, outcome):
+        async with driver.open(item, url, outcome) as tab:
+            await item.drive(tab, plan, outcome, driver.ready)
             result.stored = await wait_for_rows(
                 read, url, expected, timeout=DELIVERY_TIMEOUT * factor, settle=SETTLE * factor
             )
@@ -552,20 +605,23 @@ def run_verify(
     site: Path,
     config: Config,
     *,
+    engines: Sequence[str] = ("chromium",),
     browser: str | None = None,
     throttle: str | None = None,
     scenarios: Sequence[int] = ALL_SCENARIOS,
-) -> VerifyReport:
-    """Serve `site` with a receiver on a temporary store and run the scenarios against it."""
+) -> list[VerifyReport]:
+    """Serve `site` with a receiver on a temporary store and run the scenarios against it in
+    each of `engines`, one after another; a report per engine."""
     from sitebeacon.collect.server import running_receiver
     from sitebeacon.collect.stores import open_store
 
-    executable = find_browser(browser)
+    for name in engines:
+        locate(name, browser, throttle)  # a missing browser stops everything before it starts
     if not site.is_dir():
         raise SitebeaconError(f"{site}: no such directory")
     for number in scenarios:
-        if number not in SCENARIOS:
-            raise SitebeaconError(f"no scenario {number}; scenarios are 1-{len(SCENARIOS)}")
+        if number not in BY_NUMBER:
+            raise SitebeaconError(f"no scenario {number}; scenarios are 1-{len(BY_NUMBER)}")
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sitebeacon-verify-") as temp:
         workdir = Path(temp)
@@ -583,38 +639,51 @@ def run_verify(
         with running_receiver(db_url, path=path, site_dir=serve_dir) as base:
             plan = replace(plan, base=base)
             store = open_store(db_url)
-            try:
-                results = asyncio.run(
-                    run_scenarios(
-                        executable,
+
+            async def each_engine() -> list[EngineRun]:
+                return [
+                    await run_scenarios(
                         plan,
                         local,
                         store.records,
+                        engine=name,
+                        browser=browser,
                         scenarios=scenarios,
                         throttle=throttle,
                         ping_on=link_pings(start, plan),
                     )
-                )
+                    for name in engines
+                ]
+
+            try:
+                runs = asyncio.run(each_engine())
             finally:
                 store.close()
-        version = browser_version(executable)
-        report = VerifyReport(
+    return [
+        VerifyReport(
             site=str(site),
             config=config,
-            browser=executable + (f" ({version})" if version else ""),
+            browser=run.browser,
             throttle=throttle,
             receiver=f"{base}{path}",
             notes=notes,
-            scenarios=results,
+            scenarios=run.results,
+            engine=run.engine,
+            not_driven=run.not_driven,
         )
-    return report
+        for run in runs
+    ]
 
 
 def link_pings(start: PageLinks, plan: SitePlan) -> dict[int, bool]:
     """Whether the link each clicking scenario follows carries ping=, read from the page."""
     internal = next((ping for href, _, ping in start.internal if href == plan.internal_href), False)
     outbound = next((ping for href, ping in start.outbound if href == plan.outbound_href), False)
-    return {1: internal, 7: internal, 2: outbound}
+    return {
+        item.number: internal if item.clicks == "local" else outbound
+        for item in BY_NUMBER.values()
+        if item.clicks is not None
+    }
 
 
 def _module_notes(config: Config, local: Config, start: PageLinks) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import itertools
 import statistics
 import threading
 import time
@@ -18,13 +19,18 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from files import write
 
 from sitebeacon.collect.server import running_receiver
 from sitebeacon.collect.stores import open_store
 from sitebeacon.config import Config
+from sitebeacon.proof.engines import ENGINES, FEATURES, make_engine
+from sitebeacon.proof.engines.base import Outcome, Ready, SitePlan, Tab
+from sitebeacon.proof.scenarios import BY_NUMBER, Scenario
 from sitebeacon.proof.verify import (
     ALL_SCENARIOS,
     ScenarioResult,
@@ -93,10 +99,11 @@ def served(
 
 
 def drive(
-    chromium: str,
+    chromium: str | None,
     tmp_path: Path,
     scenarios: tuple[int, ...] = ALL_SCENARIOS,
     *,
+    engine: str = "chromium",
     origin: str | None = None,
     allowed: bool = True,
     timeout: float = 10,
@@ -113,15 +120,16 @@ def drive(
         with open_store(collect_db) as store:
             results = asyncio.run(
                 run_scenarios(
-                    chromium,
                     plan,
                     config,
                     store.records,
+                    engine=engine,
+                    browser=chromium,
                     scenarios=scenarios,
                     ping_on=link_pings(start, plan),
                     timeout=timeout,
                 )
-            )
+            ).results
             run = Run(config, results, store.records(), base, endpoint)
         if then is not None:
             then(run)
@@ -151,35 +159,50 @@ def transports(run: Run, type_: str) -> set[str]:
     return {row["transport"] for row in run.rows if row["type"] == type_}
 
 
-@pytest.mark.parametrize("transport", ["fetchlater", "beacon", "keepalive"])
-def test_each_transport_alone(chromium: str, tmp_path: Path, transport: str) -> None:
-    run = drive(chromium, tmp_path, transport=(transport,))
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """(engine, Chromium's executable or None), for each engine this suite proves delivery in;
+    a missing browser skips, or fails under CI=true (conftest `require`)."""
+    found = request.getfixturevalue(request.param)
+    return request.param, found if request.param == "chromium" else None
+
+
+# Each transport alone, and the default order.
+ORDERS: dict[str, tuple[str, ...]] = {
+    "fetchlater": ("fetchlater",),
+    "beacon": ("beacon",),
+    "keepalive": ("keepalive",),
+    "default": Config().transport,
+}
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_full_page_navigation(engine: tuple[str, str | None], tmp_path: Path, order: str) -> None:
+    """Scenarios 1-9 in each engine: what its features promise arrives, once, as it says."""
+    name, chromium = engine
+    run = drive(chromium, tmp_path, engine=name, transport=ORDERS[order])
     assert_delivered(run)
+    features = FEATURES[name]
+    usable = [t for t in run.config.transport if t in features]
+    if not usable:  # fetchLater alone where there is none: the module has nothing to send with
+        assert run.rows == []
+        return
     assert_wire(run)
-    assert transports(run, "leave") == {transport}
+    assert transports(run, "leave") == {usable[0]}
     stored = {r.number: [row["type"] for row in r.stored] for r in run.results}
-    if transport == "fetchlater":  # armed ahead of time: survives a crash and a closed browser
-        assert stored[8].count("leave") == stored[9].count("leave") == 1
-    else:
-        assert "leave" not in stored[8]
-
-
-def test_default_order_uses_fetchlater_and_delivers_everywhere(
-    chromium: str, tmp_path: Path
-) -> None:
-    run = drive(chromium, tmp_path)
-    assert_delivered(run)
-    assert_wire(run)
-    assert transports(run, "leave") == {"fetchlater"}
-    for result in run.results:  # a leave record for every visit, crash and closed browser too
-        visits = 2 if result.number in (4, 7) else 1
+    for result in run.results:
+        if BY_NUMBER[result.number].dead_page:
+            continue
         leaves = [row for row in result.stored if row["type"] == "leave"]
-        assert len(leaves) == visits
-        assert len({row["id"] for row in leaves}) == visits
-    bfcache = next(r for r in run.results if r.number == 7)
-    assert any("back-forward cache" in note for note in bfcache.notes)
-    hidden = next(r for r in run.results if r.number == 6)
-    assert any("visibilityState hidden" in note for note in hidden.notes)
+        visits = BY_NUMBER[result.number].visits
+        assert len({row["id"] for row in leaves}) == len(leaves) == visits, result.to_dict()
+    if "fetchlater" in usable:  # armed ahead of time: survives a crash and a closed browser
+        assert stored[8].count("leave") == stored[9].count("leave") == 1
+    else:  # nothing armed: a crash runs no page event, so its leave is lost
+        assert "leave" not in stored[8]
+    notes = {r.number: " ".join(r.notes) for r in run.results}
+    assert "back-forward cache" in notes[7]
+    assert "visibilityState hidden" in notes[6]
     outbound = [row for row in run.rows if row["type"] == "outbound"]
     assert len(outbound) == 1 and outbound[0]["target"].startswith("https://")
 
@@ -288,9 +311,9 @@ class _Arrivals(http.server.SimpleHTTPRequestHandler):
 def _pages(directory: Path) -> None:
     link = '<p><a id="next" href="b.html" style="font-size:40px">next</a></p>'
     for name in ("a.html", "b.html"):
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_text(
-            f"<!doctype html><html><head><title>{name}</title></head><body>{link}</body></html>"
+        write(
+            directory / name,
+            f"<!doctype html><html><head><title>{name}</title></head><body>{link}</body></html>",
         )
 
 
@@ -299,7 +322,7 @@ async def _click_to_request(
 ) -> dict[str, list[float]]:
     from playwright.async_api import async_playwright
 
-    from sitebeacon.proof.browser import LAUNCH_ARGS
+    from sitebeacon.proof.engines.chromium import LAUNCH_ARGS
 
     timings: dict[str, list[float]] = {"with": [], "without": []}
     async with async_playwright() as playwright:
@@ -356,3 +379,121 @@ def test_the_module_does_not_delay_navigation(chromium: str, tmp_path: Path) -> 
     without = statistics.median(timings["without"])
     assert with_module < without * 1.25 + 0.050, timings
     assert len(leaves) == 7  # and every one of those clicks was reported
+
+
+# --- client-side navigation (pushState router) ------------------------------------------------
+# These assert issue 11's `spa = "history"` behaviour; they pass once the client module has it
+# (branch `client`): a page view and exactly one leave per route, no secret in any stored URL.
+
+SECRETS = ("email", "a%40b", "a@b", "access_token", "xyz")
+SPA_START = "/app/?email=a%40b.c&utm_source=news#access_token=xyz"
+ROUTES = ("/app/one", "/app/two", "/app/three")
+# A router as Turbo, Astro or VitePress do it: links handled by pushState, a replaceState that
+# keeps the path (scroll restoration, not a route change), and the head script run once more
+# after each route change (a second copy of the module must do nothing).
+SPA_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>app</title></head><body>
+<nav><a href="/app/one" data-route>one</a> <a href="/app/two" data-route>two</a>
+<a href="/app/three" data-route>three</a> <a href="/other.html">elsewhere</a></nav>
+<main id="view">home</main>
+<script>
+document.addEventListener("click", function (event) {
+  var link = event.target.closest("a[data-route]");
+  if (!link) return;
+  event.preventDefault();
+  history.pushState({}, "", link.href);
+  history.replaceState({scroll: 0}, "", location.href);
+  document.getElementById("view").textContent = link.textContent;
+  var module = document.querySelector("script[data-sitebeacon]");
+  var again = document.createElement("script");
+  again.textContent = module.textContent;
+  document.head.appendChild(again);
+});
+</script></body></html>"""
+
+
+def spa_site(site: Path, config: Config) -> None:
+    write(site / "app/index.html", SPA_PAGE)
+    write(site / "other.html", "<!doctype html><title>other</title><p>another page")
+    inject_site(site, config, build_module(config))
+
+
+async def _routes(tab: Tab, plan: SitePlan, outcome: Outcome, ready: Ready) -> None:
+    """Follow the three routes by real clicks, then leave the app by a full-page link."""
+    for route in ROUTES:
+        await tab.click(route)
+        await tab.wait_url(lambda now, route=route: urlsplit(now).path == route, loaded=False)
+        await ready(plan.url(route), 1)
+    await tab.click("/other.html")
+    await tab.wait_url(lambda now: now.endswith("/other.html"))
+    await tab.close()
+
+
+ROUTE_SCENARIO = Scenario(0, "pushState routes, then a full-page link", _routes)
+
+
+def _path_ready(read: Callable[[], list[dict[str, Any]]], timeout: float) -> Ready:
+    """Ready once a page view of the URL's path is stored (whatever query the module kept)."""
+
+    async def ready(url: str, pageviews: int) -> None:
+        path = urlsplit(url).path
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = [r for r in read() if r["type"] == "pageview"]
+            if sum(1 for r in rows if urlsplit(r["url"]).path == path) >= pageviews:
+                return
+            await asyncio.sleep(0.05)
+
+    return ready
+
+
+async def _spa_visit(
+    engine: str, chromium: str | None, base: str, read: Callable[[], list[dict[str, Any]]]
+) -> Outcome:
+    outcome = Outcome()
+    ready = _path_ready(read, 15)
+    plan = SitePlan(base, "/app/", "/other.html", None, None)
+    async with (
+        make_engine(engine, ready, browser=chromium) as driver,
+        driver.open(ROUTE_SCENARIO, base + SPA_START, outcome) as tab,
+    ):
+        await ROUTE_SCENARIO.drive(tab, plan, outcome, ready)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            leaves = [r for r in read() if r["type"] == "leave"]
+            if len(leaves) >= 1 + len(ROUTES):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1)  # late copies would show up as extra rows
+    return outcome
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_spa_navigation(engine: tuple[str, str | None], tmp_path: Path, order: str) -> None:
+    """A pushState router in each engine: a page view and exactly one leave per route, the
+    new route's `ref` the old route's URL, and no secret query or fragment stored anywhere."""
+    name, chromium = engine
+    with served(tmp_path) as (site, base, endpoint, collect_db):
+        config = Config(endpoint=endpoint, transport=ORDERS[order])
+        spa_site(site, config)
+        with open_store(collect_db) as store:
+            outcome = asyncio.run(_spa_visit(name, chromium, base, store.records))
+            rows = store.records()
+    assert outcome.page_errors == [] and outcome.failures == [], outcome
+    if not any(t in FEATURES[name] for t in config.transport):
+        assert rows == []  # fetchLater alone where there is none: nothing to send with
+        return
+    for row in rows:
+        for field_name in ("url", "referrer", "target"):
+            value = str(row.get(field_name) or "")
+            assert not any(secret in value for secret in SECRETS), row
+    paths = ["/app/", *ROUTES]
+    app = [row for row in rows if urlsplit(row["url"]).path in paths]
+    for type_ in ("pageview", "leave"):
+        found = sorted(urlsplit(row["url"]).path for row in app if row["type"] == type_)
+        assert found == sorted(paths), (type_, app)
+    views = {urlsplit(row["url"]).path: row for row in app if row["type"] == "pageview"}
+    assert views["/app/"]["url"] == base + "/app/?utm_source=news"
+    for before, after in itertools.pairwise(paths):
+        assert views[after]["referrer"] == views[before]["url"]
+    leaves = [row for row in app if row["type"] == "leave"]
+    assert len({row["id"] for row in leaves}) == len(leaves)

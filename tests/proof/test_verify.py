@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from files import run_cli, write
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
-from sitebeacon.proof.browser import find_browser
+from sitebeacon.proof.engines import ENGINES
+from sitebeacon.proof.engines.chromium import find_browser
+from sitebeacon.proof.scenarios import SCENARIOS
 from sitebeacon.proof.verify import (
     ALL_SCENARIOS,
     Expected,
@@ -98,6 +100,43 @@ def test_ping_links_turn_the_click_record_into_the_browsers_ping() -> None:
     )
 
 
+def test_the_registry_is_one_ordered_list() -> None:
+    assert tuple(range(1, 10)) == ALL_SCENARIOS
+    assert [s.number for s in SCENARIOS] == list(ALL_SCENARIOS)
+    for item in SCENARIOS:
+        assert set(item.cannot) <= set(ENGINES), item
+        assert all(why for why in item.cannot.values()), item
+    assert [s.number for s in SCENARIOS if s.dead_page] == [8, 9]
+    assert {s.number: s.visits for s in SCENARIOS if s.visits > 1} == {4: 2, 7: 2}
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_without_fetchlater_crash_and_close_are_not_promised(engine: str) -> None:
+    for scenario in (8, 9):
+        leave = by_type(expected_records(Config(), scenario, engine=engine))["leave"]
+        assert not leave.required
+        assert "no fetchLater" in leave.why
+    # Everything else is, by the transports the engine has.
+    assert by_type(expected_records(Config(), 5, engine=engine))["leave"].required
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_only_transports_the_engine_lacks_promise_nothing(engine: str) -> None:
+    expected = expected_records(Config(transport=("fetchlater",)), 1, engine=engine)
+    assert expected and not any(item.required for item in expected)
+    assert all("none of the configured transports" in item.why for item in expected)
+    keepalive = expected_records(Config(transport=("fetchlater", "keepalive")), 1, engine=engine)
+    assert all(item.required for item in keepalive)
+
+
+def test_pings_are_promised_where_the_engine_sends_them() -> None:
+    config = Config(ping_links="outbound")
+    for engine in ("chromium", "webkit"):
+        assert by_type(expected_records(config, 2, engine=engine))["outbound"].required
+    firefox = by_type(expected_records(config, 2, engine="firefox"))["outbound"]
+    assert not firefox.required and "send_pings" in firefox.why
+
+
 def test_unknown_scenario_is_an_error() -> None:
     with pytest.raises(ValueError):
         expected_records(Config(), 10)
@@ -179,11 +218,6 @@ def test_page_errors_fail_a_scenario() -> None:
 # --- the site ------------------------------------------------------------------------------
 
 
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def test_plan_starts_on_a_page_with_both_kinds_of_link(tmp_path: Path) -> None:
     write(tmp_path / "index.html", '<a href="/b/">b</a>')
     write(tmp_path / "b/index.html", '<a href="/">home</a> <a href="https://example.org/">x</a>')
@@ -222,13 +256,7 @@ def test_no_browser_on_path_says_how_to_install_one(
 
 
 def sitebeacon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sitebeacon.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(*args, cwd=ROOT, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +264,13 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("verify") / "site"
     build_site(SAMPLE, out, Config())
     return out
+
+
+def test_throttle_outside_chromium_is_one_line_and_status_2(sample_build: Path) -> None:
+    result = sitebeacon("verify", str(sample_build), "--engine", "firefox", "--throttle", "slow3g")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "chromium only" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_browser_is_one_line_and_status_2(sample_build: Path) -> None:
@@ -292,3 +327,52 @@ def test_verify_table_and_absolute_endpoint(chromium: str, tmp_path: Path) -> No
     output = verify_ok(tmp_path / "site", chromium, tmp_path / "abs.toml")
     assert "re-injected with endpoint /collect" in output
     assert output.rstrip().endswith("9 of 9 scenarios delivered what the configuration promises")
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_verify_in_another_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path: Path
+) -> None:
+    """`--engine firefox|webkit` drives all nine scenarios there; without fetchLater a crash
+    and a closed browser are not promised, and the report says why."""
+    request.getfixturevalue(engine)  # skips, or fails under CI=true, when the engine is missing
+    build_site(SAMPLE, tmp_path / "site", Config())
+    result = sitebeacon(
+        "verify", str(tmp_path / "site"), "--config", str(SAMPLE / "sitebeacon.toml"),
+        "--engine", engine, "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["engine"] == engine
+    assert [s["number"] for s in report["scenarios"]] == list(ALL_SCENARIOS)
+    assert report["not_driven"] == []
+    for scenario in report["scenarios"]:
+        leaves = [r for r in scenario["stored"] if r["type"] == "leave"]
+        assert {r["transport"] for r in leaves} <= {"beacon"}, scenario
+        if scenario["number"] == 8:  # a crash runs no page event: nothing was armed
+            assert leaves == []
+            why = next(e["why"] for e in scenario["expected"] if e["type"] == "leave")
+            assert "no fetchLater" in why
+
+
+def test_a_scenario_an_engine_cannot_drive_is_reported_with_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    from sitebeacon.proof import scenarios, verify
+
+    item = replace(scenarios.BY_NUMBER[6], cannot={"webkit": "no second tab can come in front"})
+    monkeypatch.setitem(scenarios.BY_NUMBER, 6, item)
+    assert verify.not_driven("webkit", ALL_SCENARIOS) == {6: "no second tab can come in front"}
+    assert verify.not_driven("chromium", ALL_SCENARIOS) == {}
+    report = make_report([ScenarioResult(5, "five", "u5", [])])
+    report.engine, report.not_driven = "webkit", verify.not_driven("webkit", ALL_SCENARIOS)
+    assert report.ok
+    assert "6: not driven in webkit: no second tab can come in front" in report.table()
+    assert "(1 not driven)" in report.table()
+    data = json.loads(report.to_json())
+    assert data["engine"] == "webkit"
+    assert data["not_driven"] == [
+        {"number": 6, "name": item.name, "why": "no second tab can come in front"}
+    ]

@@ -26,19 +26,14 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from sitebeacon import protocol
 from sitebeacon.config import Config
+
+# Only loopback resolves there too: no test can reach the network.
+from sitebeacon.proof.engines.chromium import IGNORED_DEFAULT_ARGS, LAUNCH_ARGS
 from sitebeacon.site.generate import build_module
 
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Only loopback resolves: no test can reach the network.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ID_PATTERN = re.compile(protocol.ID_PATTERN)
 WAIT = 5.0
 
 Record = dict[str, Any]
@@ -169,9 +164,9 @@ def browser(chromium: str) -> Iterator[Any]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=chromium,
-            args=LAUNCH_ARGS,
+            args=list(LAUNCH_ARGS),
             # Playwright turns the back-forward cache off; the module must handle it, so keep it.
-            ignore_default_args=["--disable-back-forward-cache"],
+            ignore_default_args=list(IGNORED_DEFAULT_ARGS),
         )
         yield launched
         launched.close()

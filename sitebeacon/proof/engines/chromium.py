@@ -1,20 +1,16 @@
-"""Find Chromium and make it leave a page in each of the ways a reader does.
+"""Chromium: Playwright for most scenarios, raw CDP for the hidden tab.
 
-`verify`, the end-to-end tests and `bench/delivery.py` all drive the same scenarios, so the
-drivers live here and only say what the browser did; deciding what should have arrived at the
-receiver is `verify.py`'s job.
-
-Three things about headless Chromium under Playwright shape the drivers (all checked by
-tests/test_e2e.py):
+Three things about headless Chromium under Playwright shape this driver (all checked by
+tests/proof/test_e2e.py):
 
 - Playwright launches Chromium with `--disable-back-forward-cache`; scenario 7 needs the cache,
   so that switch is dropped (`IGNORED_DEFAULT_ARGS`).
 - Playwright turns on CDP focus emulation for every page it attaches to, which holds the page
   "visible" whatever tab is in front, so no Playwright-driven page ever fires visibilitychange
-  to hidden. Scenario 6 therefore runs in a Chromium that Playwright does not attach to,
-  driven over raw CDP (`RawChromium`): a second tab opened in front of the page with
-  `Target.createTarget(newWindow=false)` makes it really hidden.
-- `Page.crash` never answers, so the drivers are async and do not wait for its reply.
+  to hidden. A scenario that hides the tab therefore runs in a Chromium that Playwright does
+  not attach to, driven over raw CDP (`RawChromium`): a second tab opened in front of the page
+  with `Target.createTarget(newWindow=false)` makes it really hidden.
+- `Page.crash` never answers, so the driver does not wait for its reply.
 """
 
 from __future__ import annotations
@@ -28,12 +24,23 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.proof.engines import FEATURES
+from sitebeacon.proof.engines.base import (
+    DriverError,
+    Engine,
+    Outcome,
+    Ready,
+    Tab,
+    link_selector,
+)
+
+if TYPE_CHECKING:
+    from sitebeacon.proof.scenarios import Scenario
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 INSTALL_HINT = "install one (Debian/Ubuntu: apt-get install chromium) or pass --browser PATH"
@@ -62,16 +69,6 @@ SLOW_3G: dict[str, Any] = {
     "uploadThroughput": 500 * 1000 / 8 * 0.8,
 }
 THROTTLES: dict[str, dict[str, Any]] = {"slow3g": SLOW_3G}
-
-# Set on the page before it is left in scenario 7: still there after going back means the very
-# same document came back from the back-forward cache.
-BFCACHE_MARK = "__sitebeaconVerifyMark"
-
-# How long scenario 6 keeps the page hidden before closing it.
-HIDDEN_DWELL = 0.5
-
-Ready = Callable[[str, int], Awaitable[None]]
-"""`ready(url, pageviews)`: wait until the page at `url` has settled (its n-th page view stored)."""
 
 
 def find_browser(path: str | None = None) -> str:
@@ -239,60 +236,148 @@ class RawChromium:
             await asyncio.sleep(0.1)
 
 
-# --- the scenarios -------------------------------------------------------------------------
+# --- tabs ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SitePlan:
-    """Where the scenarios go: the page they start on and the links they follow."""
+class PlaywrightTab(Tab):
+    """A page in a fresh Playwright context."""
 
-    base: str  # http://127.0.0.1:PORT
-    start_path: str  # the page every scenario starts on, e.g. "/about/"
-    other_path: str  # another page of the site (scenarios 1, 3, 7)
-    internal_href: str | None  # the href, as written, of a link on the start page to other_path
-    outbound_href: str | None  # the href of a link on the start page to another origin
+    def __init__(self, page: Any, url: str, timeout: float) -> None:
+        super().__init__(url, timeout)
+        self.page = page
 
-    def url(self, path: str) -> str:
-        return self.base + path
+    async def evaluate(self, expression: str) -> Any:
+        return await self.page.evaluate(expression)
+
+    async def click(self, href: str) -> None:
+        """A real mouse click on the link; a script click if it cannot be clicked (hidden)."""
+        link = self.page.locator(link_selector(href)).first
+        try:
+            await link.click(timeout=5000, no_wait_after=True)
+        except Exception:
+            await link.evaluate("a => a.click()")
+
+    async def wait_url(self, accept: Callable[[str], bool], *, loaded: bool = True) -> str:
+        # Playwright knows the committed URL (an error page's too): no evaluating while the
+        # old document goes away.
+        if loaded:
+            await self.page.wait_for_url(accept, wait_until="commit", timeout=self.timeout * 1000)
+            await self.page.wait_for_load_state("load", timeout=self.timeout * 1000)
+            return str(self.page.url)
+        deadline = time.monotonic() + self.timeout
+        while not accept(self.page.url):
+            if time.monotonic() > deadline:
+                raise DriverError(f"the page did not get there in {self.timeout:.0f} s")
+            await asyncio.sleep(0.02)
+        return str(self.page.url)
+
+    async def reload(self) -> None:
+        await self.page.reload(wait_until="load", timeout=self.timeout * 1000)
+
+    async def back(self) -> None:
+        # "commit": a page restored from the cache fires no load event.
+        await self.page.go_back(wait_until="commit", timeout=self.timeout * 1000)
+
+    async def hide(self) -> str:
+        raise DriverError("a Playwright-driven page never becomes hidden (focus emulation)")
+
+    async def close(self) -> None:
+        await self.page.close(run_before_unload=False)
+
+    async def crash(self) -> bool:
+        session = await self.page.context.new_cdp_session(self.page)
+        crashed = asyncio.get_running_loop().create_future()
+
+        def on_crash(_: Any) -> None:
+            if not crashed.done():
+                crashed.set_result(None)
+
+        self.page.once("crash", on_crash)
+        # Page.crash never answers: fire it and wait for Playwright's crash event instead.
+        request = asyncio.ensure_future(session.send("Page.crash"))
+        try:
+            await asyncio.wait_for(crashed, self.timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            request.cancel()
+            with contextlib.suppress(BaseException):
+                await request
+
+    async def close_browser(self) -> None:
+        # The scenario has a browser of its own; close it with the page still open.
+        await self.page.context.browser.close()
 
 
-@dataclass
-class Outcome:
-    """What the browser did in one scenario, besides the requests it sent."""
+class CdpTab(Tab):
+    """A page in the raw-CDP Chromium: the one kind of Chromium page that can become hidden."""
 
-    notes: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)  # the scenario did not happen as meant
-    page_errors: list[str] = field(default_factory=list)  # exceptions seen by the page
-    console_errors: list[str] = field(default_factory=list)
+    def __init__(self, raw: RawChromium, context: str, target: str, session: str, url: str,
+                 timeout: float) -> None:  # fmt: skip
+        super().__init__(url, timeout)
+        self.raw, self.context, self.target, self.session = raw, context, target, session
+
+    async def evaluate(self, expression: str) -> Any:
+        answer = await self.raw.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.session
+        )
+        return answer.get("result", {}).get("value")
+
+    async def click(self, href: str) -> None:
+        await self.evaluate(f"document.querySelector({json.dumps(link_selector(href))}).click()")
+
+    async def reload(self) -> None:
+        raise DriverError("not needed over raw CDP")
+
+    async def back(self) -> None:
+        raise DriverError("not needed over raw CDP")
+
+    async def hide(self) -> str:
+        # A second tab of the same window comes to the front: the page becomes hidden.
+        await self.raw.call(
+            "Target.createTarget",
+            {"url": "about:blank", "browserContextId": self.context, "newWindow": False},
+        )
+        return str(await self.evaluate("document.visibilityState"))
+
+    async def close(self) -> None:
+        await self.raw.call("Target.closeTarget", {"targetId": self.target})
+
+    async def crash(self) -> bool:
+        raise DriverError("not needed over raw CDP")
+
+    async def close_browser(self) -> None:
+        raise DriverError("not needed over raw CDP")
 
 
-def _link_selector(href: str) -> str:
-    return "a[href=" + json.dumps(href) + "]"
+class ChromiumEngine(Engine):
+    """Debian's Chromium, headless: one shared Playwright browser, a fresh context a scenario."""
 
-
-class Driver:
-    """Runs scenarios 1-9 against a served site; one shared browser, a fresh context each."""
+    name = "chromium"
+    features = FEATURES["chromium"]
 
     def __init__(
         self,
-        executable: str,
-        plan: SitePlan,
         ready: Ready,
         *,
+        executable: str | None = None,
         throttle: str | None = None,
         timeout: float = 30,
     ) -> None:
-        self.executable = executable
-        self.plan = plan
-        self.ready = ready
         self.conditions = throttle_conditions(throttle)
-        self.timeout_ms = timeout * 1000 * (3 if self.conditions else 1)
+        super().__init__(ready, timeout=timeout * (3 if self.conditions else 1))
+        self.executable = find_browser(executable)
         self._manager: Any = None
         self._playwright: Any = None
         self._browser: Any = None
         self._raw: RawChromium | None = None
 
-    async def __aenter__(self) -> Driver:
+    def version(self) -> str:
+        version = browser_version(self.executable)
+        return self.executable + (f" ({version})" if version else "")
+
+    async def start(self) -> None:
         self._manager = _async_playwright()()
         self._playwright = await self._manager.__aenter__()
         try:
@@ -300,9 +385,8 @@ class Driver:
         except BaseException:
             await self._manager.__aexit__(None, None, None)
             raise
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def stop(self) -> None:
         try:
             if self._raw is not None:
                 await self._raw.close()
@@ -325,41 +409,28 @@ class Driver:
             raise SitebeaconError(f"cannot launch {self.executable}: {first}") from None
 
     @contextlib.asynccontextmanager
-    async def scenario(
-        self, number: int, url: str, outcome: Outcome | None = None
-    ) -> AsyncIterator[Outcome]:
-        """Leave the page at `url` the scenario's way; the caller checks the receiver inside.
-
-        What the browser did is collected in `outcome` (a new one when not given), even when
-        the scenario fails half-way.
-        """
-        outcome = Outcome() if outcome is None else outcome
-        if number == 6:
-            async with self._hidden_tab(url, outcome):
-                yield outcome
+    async def open(self, scenario: Scenario, url: str, outcome: Outcome) -> AsyncIterator[Tab]:
+        if scenario.hides:
+            async with self._cdp_tab(url, outcome) as tab:
+                yield tab
             return
-        browser = await self._launch() if number == 9 else self._browser
+        browser = await self._launch() if scenario.own_browser else self._browser
         context = await browser.new_context()
         try:
-            page = await self._open(context, url, outcome)
-            await getattr(self, f"_scenario_{number}")(page, url, outcome)
-            yield outcome
+            page = await context.new_page()
+            self._watch(page, outcome)
+            if self.conditions is not None:
+                session = await context.new_cdp_session(page)
+                await session.send("Network.emulateNetworkConditions", self.conditions)
+            await page.goto(url, wait_until="load", timeout=self.timeout * 1000)
+            await self.ready(url, 1)
+            yield PlaywrightTab(page, url, self.timeout)
         finally:
             with contextlib.suppress(Exception):
                 await context.close()
-            if number == 9:
+            if scenario.own_browser:
                 with contextlib.suppress(Exception):
                     await browser.close()
-
-    async def _open(self, context: Any, url: str, outcome: Outcome) -> Any:
-        page = await context.new_page()
-        self._watch(page, outcome)
-        if self.conditions is not None:
-            session = await context.new_cdp_session(page)
-            await session.send("Network.emulateNetworkConditions", self.conditions)
-        await page.goto(url, wait_until="load", timeout=self.timeout_ms)
-        await self.ready(url, 1)
-        return page
 
     def _watch(self, page: Any, outcome: Outcome) -> None:
         page.on("pageerror", lambda error: outcome.page_errors.append(str(error)))
@@ -370,112 +441,8 @@ class Driver:
 
         page.on("console", on_console)
 
-    async def _click(self, page: Any, href: str) -> None:
-        """A real mouse click on the link; a script click if it cannot be clicked (hidden)."""
-        link = page.locator(_link_selector(href)).first
-        try:
-            await link.click(timeout=5000, no_wait_after=True)
-        except Exception:
-            await link.evaluate("a => a.click()")
-
-    async def _left(self, page: Any, url: str) -> None:
-        """Wait until the tab has committed to something other than `url`."""
-        await page.wait_for_url(
-            lambda now: now != url, wait_until="commit", timeout=self.timeout_ms
-        )
-
-    async def _close(self, page: Any) -> None:
-        await page.close(run_before_unload=False)
-
-    async def _scenario_1(self, page: Any, url: str, outcome: Outcome) -> None:
-        if self.plan.internal_href is None:
-            outcome.notes.append("no link to another page: navigated by script instead")
-            await page.evaluate("to => { location.href = to }", self.plan.url(self.plan.other_path))
-        else:
-            await self._click(page, self.plan.internal_href)
-        await self._left(page, url)
-        await page.wait_for_load_state("load", timeout=self.timeout_ms)
-        await self._close(page)
-
-    async def _scenario_2(self, page: Any, url: str, outcome: Outcome) -> None:
-        href = self.plan.outbound_href
-        if href is None:
-            href = "https://outbound.sitebeacon.invalid/"
-            outcome.notes.append(f"no outbound link on the page: added one to {href}")
-            await page.evaluate(
-                """to => { const a = document.createElement("a"); a.href = to;
-                a.textContent = "outbound"; document.body.prepend(a) }""",
-                href,
-            )
-        await self._click(page, href)
-        # The navigation ends on Chromium's error page (HOST_RULES): wait for that commit.
-        deadline = time.monotonic() + self.timeout_ms / 1000
-        while page.url == url and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        if page.url == url:
-            outcome.failures.append("clicking the outbound link did not navigate")
-        await self._close(page)
-
-    async def _scenario_3(self, page: Any, url: str, outcome: Outcome) -> None:
-        await page.evaluate("to => { location.href = to }", self.plan.url(self.plan.other_path))
-        await self._left(page, url)
-        await page.wait_for_load_state("load", timeout=self.timeout_ms)
-        await self._close(page)
-
-    async def _scenario_4(self, page: Any, url: str, outcome: Outcome) -> None:
-        await page.reload(wait_until="load", timeout=self.timeout_ms)
-        await self.ready(url, 2)
-        await self._close(page)
-
-    async def _scenario_5(self, page: Any, url: str, outcome: Outcome) -> None:
-        await self._close(page)
-
-    async def _scenario_7(self, page: Any, url: str, outcome: Outcome) -> None:
-        await page.evaluate(f"() => {{ window.{BFCACHE_MARK} = 1 }}")
-        if self.plan.internal_href is None:
-            await page.evaluate("to => { location.href = to }", self.plan.url(self.plan.other_path))
-        else:
-            await self._click(page, self.plan.internal_href)
-        await self._left(page, url)
-        await page.wait_for_load_state("load", timeout=self.timeout_ms)
-        # "commit": a page restored from the cache fires no load event.
-        await page.go_back(wait_until="commit", timeout=self.timeout_ms)
-        await page.wait_for_url(url, wait_until="commit", timeout=self.timeout_ms)
-        restored = await page.evaluate(f"() => window.{BFCACHE_MARK} === 1")
-        if restored:
-            outcome.notes.append("came back from the back-forward cache (same document)")
-        else:
-            outcome.failures.append("the page was not restored from the back-forward cache")
-        await self.ready(url, 2)
-        await self._close(page)
-
-    async def _scenario_8(self, page: Any, url: str, outcome: Outcome) -> None:
-        session = await page.context.new_cdp_session(page)
-        crashed = asyncio.get_running_loop().create_future()
-
-        def on_crash(_: Any) -> None:
-            if not crashed.done():
-                crashed.set_result(None)
-
-        page.once("crash", on_crash)
-        # Page.crash never answers: fire it and wait for Playwright's crash event instead.
-        request = asyncio.ensure_future(session.send("Page.crash"))
-        try:
-            await asyncio.wait_for(crashed, self.timeout_ms / 1000)
-        except TimeoutError:
-            outcome.failures.append("the renderer did not crash")
-        finally:
-            request.cancel()
-            with contextlib.suppress(BaseException):
-                await request
-
-    async def _scenario_9(self, page: Any, url: str, outcome: Outcome) -> None:
-        # This scenario has a browser of its own; close it with the page still open.
-        await page.context.browser.close()
-
     @contextlib.asynccontextmanager
-    async def _hidden_tab(self, url: str, outcome: Outcome) -> AsyncIterator[None]:
-        """Scenario 6 over raw CDP: open a tab in front of the page, then close the page."""
+    async def _cdp_tab(self, url: str, outcome: Outcome) -> AsyncIterator[Tab]:
         if self._raw is None:
             self._raw = RawChromium(self.executable)
             await self._raw.start()
@@ -486,9 +453,8 @@ class Driver:
                 "Target.createTarget", {"url": "about:blank", "browserContextId": context}
             )
         )["targetId"]
-        session = (await raw.call("Target.attachToTarget", {"targetId": target, "flatten": True}))[
-            "sessionId"
-        ]
+        attached = await raw.call("Target.attachToTarget", {"targetId": target, "flatten": True})
+        session = attached["sessionId"]
         loaded = asyncio.Event()
 
         def on_event(message: dict[str, Any]) -> None:
@@ -516,28 +482,9 @@ class Driver:
             if self.conditions is not None:
                 await raw.call("Network.emulateNetworkConditions", self.conditions, session)
             await raw.call("Page.navigate", {"url": url}, session)
-            await asyncio.wait_for(loaded.wait(), self.timeout_ms / 1000)
+            await asyncio.wait_for(loaded.wait(), self.timeout)
             await self.ready(url, 1)
-            # A second tab of the same window comes to the front: the page becomes hidden.
-            await raw.call(
-                "Target.createTarget",
-                {
-                    "url": "about:blank",
-                    "browserContextId": context,
-                    "newWindow": False,
-                },
-            )
-            state = await raw.call(
-                "Runtime.evaluate", {"expression": "document.visibilityState"}, session
-            )
-            visibility = state.get("result", {}).get("value")
-            if visibility == "hidden":
-                outcome.notes.append("hidden by another tab in front (visibilityState hidden)")
-            else:
-                outcome.failures.append(f"the page did not become hidden ({visibility})")
-            await asyncio.sleep(HIDDEN_DWELL)  # the reader looks at the other tab a while
-            await raw.call("Target.closeTarget", {"targetId": target})
-            yield
+            yield CdpTab(raw, context, target, session, url, self.timeout)
         finally:
             with contextlib.suppress(Exception):
                 await raw.call("Target.disposeBrowserContext", {"browserContextId": context})
