@@ -120,6 +120,11 @@ _NON_HREF_ATTR = (
 )
 
 
+# The elements whose href gets ping= (`<a>` and `<area>`), as a tag-name pattern.
+LINK_ELEMENTS = (b"a", b"area")
+_LINK_NAME = rb"[aA](?:[rR][eE][aA])?"
+
+
 def _href_value(prefix: bytes) -> bytes:
     """An attribute value (double-, single- or unquoted) that starts with `prefix`."""
     return (
@@ -132,7 +137,7 @@ def _skippable_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag with no href, or whose first href value starts with `prefix`."""
     value = _href_value(prefix)
     return (
-        rb"<[aA](?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
+        rb"<" + _LINK_NAME + rb"(?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
         rb"(?:[\t\n\f\r /]*+>|[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + value
         + _ATTRS
@@ -141,6 +146,33 @@ def _skippable_link(prefix: bytes) -> bytes:
 
 
 _OTHER_ORIGIN = rb"(?i:https?:)?//"
+# Where an authority ends in an href value (or something the fast path leaves to Python).
+_AUTHORITY_END = rb"[/?#\\\"'\t\n\f\r >]"
+
+
+def _other_origin(own_hosts: tuple[str, ...]) -> bytes:
+    """`//host` that is certainly not one of the site's own hosts (keys of `sitebeacon.site.hosts`):
+    userinfo, character references and percent escapes are left to Python."""
+    if not own_hosts:
+        return _OTHER_ORIGIN
+    names = []
+    for key in own_hosts:
+        name, colon, port = key.rpartition(":")
+        if colon and port.isdigit():
+            names.append(re.escape(name.encode()) + rb"\.?:" + port.encode())
+        else:
+            names.append(re.escape(key.encode()) + rb"\.?(?::(?:80|443))?")
+    return (
+        _OTHER_ORIGIN
+        + rb"(?![^/?#\\\"'\t\n\f\r >@&%]*+[@&%])"
+        + rb"(?!(?i:(?:www\.)?(?:"
+        + b"|".join(names)
+        + rb"))(?="
+        + _AUTHORITY_END
+        + rb"))"
+    )
+
+
 _NON_HREF_PING_ATTR = _NON_HREF_ATTR.replace(b"(?i:href)", b"(?i:href|ping)", 1)
 _NON_PING_ATTR = _NON_HREF_ATTR.replace(b"(?i:href)", b"(?i:ping)", 1)
 
@@ -149,7 +181,7 @@ def _certain_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag without ping attribute whose first href value starts with `prefix`."""
     value = _href_value(prefix)
     return (
-        rb"<(?P<certain>[aA])(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
+        rb"<(?P<certain>" + _LINK_NAME + rb")(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
         rb"[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + value
         + rb"(?:"
@@ -189,12 +221,17 @@ def _any_of(names: tuple[bytes, ...]) -> bytes:
 
 @cache
 def _scanner(
-    names: tuple[bytes, ...], end_names: tuple[bytes, ...], foreign: bool, links: str = "none"
+    names: tuple[bytes, ...],
+    end_names: tuple[bytes, ...],
+    foreign: bool,
+    links: str = "none",
+    own_hosts: tuple[str, ...] = (),
 ) -> re.Pattern[bytes]:
     """Skip everything but start tags in `names` and end tags in `end_names`, then match one.
 
     `foreign`: every tag matters (inside <svg>/<math>), and CDATA sections are real.
-    `links`: which `<a>` tags may be skipped or taken as certain (see scan_page).
+    `links`: which `<a>`/`<area>` tags may be skipped or taken as certain (see scan_page);
+    `own_hosts`: links to these are never taken as certainly outbound.
     """
     skip = rb"[^<]++"  # the most frequent alternatives first
     if not foreign:
@@ -205,7 +242,7 @@ def _scanner(
     certain = b""
     if links == "outbound":
         skip += b"|" + _skippable_link(_NOT_LINK + b"|" + _SAME_SITE)
-        certain = _certain_link(_OTHER_ORIGIN) + b"|"
+        certain = _certain_link(_other_origin(own_hosts)) + b"|"
     elif links == "all":
         skip += b"|" + _skippable_link(_NOT_LINK)
         certain = _certain_link(_OTHER_ORIGIN + b"|" + _SAME_SITE) + b"|"
@@ -250,7 +287,8 @@ def attributes(page: bytes, name_end: int, tag_end: int) -> dict[bytes, bytes | 
 
 
 class LinkTag(NamedTuple):
-    """An `<a>` start tag in HTML content: `name_end` is the offset just after `<a`."""
+    """An `<a>` or `<area>` start tag in HTML content: `name_end` is the offset just after
+    `<a` / `<area`."""
 
     name_end: int
     href: bytes | None
@@ -355,14 +393,17 @@ def prolog_end(page: bytes, pos: int = 0) -> int:
     return match.end()
 
 
-def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
+def scan_page(
+    page: bytes, *, links: str = "none", start: int = 0, own_hosts: tuple[str, ...] = ()
+) -> PageScan:
     """Scan an ASCII-compatible page from `start` (after any byte order mark).
 
     Finds where a script belongs in the head and the marked scripts already there. `links`
-    says which `<a>` start tags in HTML content to report: "every" one, "all" that may be
-    http(s) links, "outbound" ones that may leave the site, or "none" (then scanning stops at
-    the end of the head unless a marker appears further on). Reported links still need
-    classifying; the filters only drop links that certainly do not qualify.
+    says which `<a>` and `<area>` start tags in HTML content to report: "every" one, "all" that
+    may be http(s) links, "outbound" ones that may leave the site (`own_hosts`: keys of the
+    site's own hosts, whose links are not outbound), or "none" (then scanning stops at the end
+    of the head unless a marker appears further on). Reported links still need classifying;
+    the filters only drop links that certainly do not qualify.
     """
     if links not in LINK_MODES:
         raise ValueError(f"links must be one of {LINK_MODES}, not {links!r}")
@@ -377,10 +418,10 @@ def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
     certain_links = result.certain_links
 
     wants_links = links != "none"
-    link_names: tuple[bytes, ...] = (b"a",) if wants_links else ()
+    link_names: tuple[bytes, ...] = LINK_ELEMENTS if wants_links else ()
     head_tags = link_names + _CONTEXT_TAGS + _HEAD_TAGS
-    head_scanner = _scanner(head_tags, _HEAD_END_TAGS, False, links)
-    body_scanner = _scanner(link_names + _CONTEXT_TAGS, (), False, links)
+    head_scanner = _scanner(head_tags, _HEAD_END_TAGS, False, links, own_hosts)
+    body_scanner = _scanner(link_names + _CONTEXT_TAGS, (), False, links, own_hosts)
     all_scanner = _scanner((), (), True)
 
     pos = prolog_end(page, start)
@@ -461,7 +502,7 @@ def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
         if name == b"template":
             if head_phase:
                 template_depth += 1
-        elif name == b"a":
+        elif name == b"a" or name == b"area":
             result.links.append(link_tag(page, name_end, pos))
         elif name == b"script":
             end, terminated = script_end(page, pos)
