@@ -620,6 +620,8 @@ def _run(job: _Job, pages: list[str], workers: int | None) -> _Tally:
     workers = max(1, min(workers, len(pages)))
     if workers == 1:
         return _inject_pages(job, pages)
+    # Compile the scanner's patterns once, here: forked workers inherit them.
+    scan_page(b"", links=job.pings.scan_mode(), own_hosts=job.pings.own_hosts)
     tally = _Tally()
     size = -(-len(pages) // (workers * 4))  # a few chunks per worker evens out slow disks
     chunks = [pages[i : i + size] for i in range(0, len(pages), size)]
