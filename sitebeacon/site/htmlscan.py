@@ -238,6 +238,13 @@ def _scanner(
     `own_hosts`: links to these are never taken as certainly outbound.
     """
     skip = rb"[^<]++"  # the most frequent alternatives first
+    certain = b""
+    if links == "outbound":
+        skip += b"|" + _skippable_link(_NOT_LINK + b"|" + _SAME_SITE)
+        certain = _certain_link(_other_origin(own_hosts)) + b"|"
+    elif links == "all":
+        skip += b"|" + _skippable_link(_NOT_LINK)
+        certain = _certain_link(_OTHER_ORIGIN + b"|" + _SAME_SITE) + b"|"
     if not foreign:
         start_guard = rb"(?!" + _any_of(names) + rb"[\t\n\f\r />])" if names else b""
         end_guard = rb"(?!" + _any_of(end_names) + rb"[\t\n\f\r />])" if end_names else b""
@@ -247,13 +254,6 @@ def _scanner(
         skip += rb"|<" + start_guard + _PLAIN_NAME + _PLAIN_ATTRS + rb">"
         skip += rb"|<" + start_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
         skip += rb"|</" + end_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
-    certain = b""
-    if links == "outbound":
-        skip += b"|" + _skippable_link(_NOT_LINK + b"|" + _SAME_SITE)
-        certain = _certain_link(_other_origin(own_hosts)) + b"|"
-    elif links == "all":
-        skip += b"|" + _skippable_link(_NOT_LINK)
-        certain = _certain_link(_OTHER_ORIGIN + b"|" + _SAME_SITE) + b"|"
     skip += b"|" + _SKIP_COMMON + (_SKIP_CDATA if foreign else _SKIP_BOGUS_DECL)
     return re.compile(
         rb"(?:" + skip + rb")*+"
