@@ -141,12 +141,19 @@ def _skippable_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag with no href, or whose first href value starts with `prefix`."""
     value = _href_value(prefix)
     return (
-        rb"<" + _LINK_NAME + rb"(?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
+        rb"<" + _LINK_NAME + rb"(?:" + _plain_href(prefix) + _PLAIN_ATTRS + rb">|"
+        rb"(?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
         rb"(?:[\t\n\f\r /]*+>|[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + value
         + _ATTRS
-        + rb"[\t\n\f\r /]*+>)"
+        + rb"[\t\n\f\r /]*+>))"
     )
+
+
+def _plain_href(prefix: bytes) -> bytes:
+    """The usual form of a link's start, ` href="..."` first, that sre matches fastest; the
+    general forms after it would match such a tag the same way."""
+    return rb" (?i:href)=\"(?=" + prefix + rb")[^\"]*+\""
 
 
 _OTHER_ORIGIN = rb"(?i:https?:)?//"
@@ -185,12 +192,17 @@ def _certain_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag without ping attribute whose first href value starts with `prefix`."""
     value = _href_value(prefix)
     return (
-        rb"<(?P<certain>" + _LINK_NAME + rb")(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
+        rb"<(?P<certain>"
+        + _LINK_NAME
+        + rb")(?:"
+        + _plain_href(prefix)
+        + rb"(?: (?!(?i:ping)[ =>])[a-zA-Z][a-zA-Z0-9_:.-]*+(?:=\"[^\"]*+\")?+)*+>"
+        rb"|(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
         rb"[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + value
         + rb"(?:"
         + _NON_PING_ATTR
-        + rb")*+[\t\n\f\r /]*+>"
+        + rb")*+[\t\n\f\r /]*+>)"
     )
 
 
