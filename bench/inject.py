@@ -12,6 +12,9 @@ Each round times the copy and then every configuration right after it, and the r
 is taken against the copy of that round, so a machine that gets busier or quieter between rounds
 skews the figures less; medians over the rounds are reported, with the load average.
 
+The headline is the CPU-time ratio (user + system time of the process and its pool workers):
+wall time mostly measures the disk and whatever else the machine runs.
+
 Run: python bench/inject.py [--pages 10000] [--ping none,outbound] [--workers N] [--rounds 3]
 """
 
@@ -152,25 +155,29 @@ class Timing(NamedTuple):
     kernel while on ext4 a rename over an existing file (what an atomic replace is) starts
     writing the new data back at once (the `auto_da_alloc` safeguard), inside the timing.
     `cpu` is user + system CPU time of this process and its finished children (the process
-    pool's workers): less sensitive than wall time to other work on a shared machine.
+    pool's workers): less sensitive than wall time to other work on a shared machine. `user`
+    is the user-time part: the Python side; the rest is the kernel's file system work.
     """
 
     seconds: float
     on_disk: float
     cpu: float
+    user: float
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
+    """(user + system, user) CPU seconds of this process and its finished children."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    user = own.ru_utime + children.ru_utime
+    return user + own.ru_stime + children.ru_stime, user
 
 
-def _finish(start: float, cpu_start: float) -> Timing:
+def _finish(start: float, cpu_start: tuple[float, float]) -> Timing:
     seconds = time.perf_counter() - start
-    cpu = _cpu() - cpu_start
+    cpu, user = (now - then for now, then in zip(_cpu(), cpu_start, strict=True))
     os.sync()
-    return Timing(seconds, time.perf_counter() - start, cpu)
+    return Timing(seconds, time.perf_counter() - start, cpu, user)
 
 
 def plain_copy(paths: list[Path], src: Path, dst: Path) -> Timing:
@@ -202,6 +209,14 @@ def timed_inject(
     return _finish(start, cpu_start), report.pages_changed, report.links_pinged
 
 
+def per_page(runs: list[Timing], field: str) -> str:
+    """Median µs a page of one Timing field over the rounds."""
+    return f"{statistics.median(getattr(run, field) for run in runs) / PAGES[0] * 1e6:.0f}"
+
+
+PAGES = [1]  # the page count of this run, for per_page
+
+
 def load() -> str:
     return "load " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -216,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     modes = [mode.strip() for mode in args.ping.split(",") if mode.strip()]
+    PAGES[0] = args.pages
     worker_counts: list[int | None] = [args.workers] if args.workers else [1, None]
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="sitebeacon-bench-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -233,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         # Per configuration, each round's Timing divided by that round's copy.
         ratios: dict[tuple[str, int | None], list[Timing]] = {}
         seconds: dict[tuple[str, int | None], list[float]] = {}
+        absolute: dict[tuple[str, int | None], list[Timing]] = {}
         for round_number in range(1, args.rounds + 1):
             copy = plain_copy(paths, src, base / "copy")
             copies.append(copy)
@@ -248,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                         Timing(*(mine / theirs for mine, theirs in zip(run, copy, strict=True)))
                     )
                     seconds.setdefault(key, []).append(run.seconds)
+                    absolute.setdefault(key, []).append(run)
                     label = "auto" if workers is None else str(workers)
                     line.append(f"{mode}/{label} {run.seconds:.2f} s ({pinged} ping=)")
             print("; ".join(line) + f"; {load()}")
@@ -257,19 +275,27 @@ def main(argv: list[str] | None = None) -> int:
             f" ({args.pages / copy_seconds:,.0f} pages/s),"
             f" until on disk {statistics.median(copy.on_disk for copy in copies):.2f} s,"
             f" CPU {statistics.median(copy.cpu for copy in copies):.2f} s"
+            f" ({per_page(copies, 'cpu')} µs a page, user {per_page(copies, 'user')} µs)"
         )
         for (mode, workers), results in ratios.items():
             median = statistics.median(seconds[mode, workers])
             label = "auto" if workers is None else str(workers)
-            wall, on_disk, cpu = (
+            wall, on_disk, cpu, _ = (
                 statistics.median(values) for values in zip(*results, strict=True)
             )
             print(
-                f"inject ping={mode:<8} workers={label:<4} median {median:6.2f} s"
-                f" {args.pages / median:7,.0f} pages/s  ratio to copy {wall:5.2f}x"
-                f"  (until on disk {on_disk:5.2f}x, CPU time {cpu:5.2f}x)"
+                f"inject ping={mode:<8} workers={label:<4} CPU time / copy {cpu:5.2f}x"
+                f"  (wall {median:6.2f} s, {args.pages / median:7,.0f} pages/s,"
+                f" wall / copy {wall:5.2f}x, until on disk / copy {on_disk:5.2f}x;"
+                f" CPU {per_page(absolute[mode, workers], 'cpu')} µs a page,"
+                f" user {per_page(absolute[mode, workers], 'user')} µs)"
             )
-        print("ratios: medians over the rounds of each round's ratio to that round's copy")
+        print(
+            "CPU time / copy is the headline: user + system CPU of this process and its workers,"
+            " which other work on a shared machine and the disk's speed disturb far less than"
+            " wall time; ratios are medians over the rounds of each round's ratio to that"
+            " round's copy"
+        )
         print(load())
     finally:
         if not args.dir:

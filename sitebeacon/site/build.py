@@ -31,7 +31,9 @@ OUT's previous content is thereby replaced as a whole (stale pages disappear); a
 interrupted build leaves OUT as it was. To protect directories sitebeacon did not make, an
 existing non-empty OUT is only replaced if it carries the `.sitebeacon-build` marker file that
 every build writes. A build killed outright (SIGKILL, power loss) can leave a hidden
-`.<OUT>.sitebeacon-*` directory beside OUT, never a half-written OUT.
+`.<OUT>.sitebeacon-<hex>` directory beside OUT, never a half-written OUT; the next build of
+the same OUT deletes such directories once they are older than `STALE_AFTER` (younger ones may
+belong to a build running right now).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +63,8 @@ from sitebeacon.site.inject import inject_site
 
 MARKER = ".sitebeacon-build"
 """File written into every OUT; its presence means OUT may be replaced by the next build."""
+STALE_AFTER = 3600.0
+"""Seconds after which a staging directory beside OUT is taken for one of a killed build."""
 
 KNOWN_KEYS = ("title", "date", "layout", "description", "draft", "slug")
 RESERVED_SLUGS = ("posts", "static", "index")
@@ -415,6 +420,35 @@ def _swap_in(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _staging_names(out_name: str) -> re.Pattern[str]:
+    """The names `build_site` and `_swap_in` give their directories beside OUT, and only them."""
+    return re.compile(re.escape(f".{out_name}.sitebeacon-") + r"(?:old-)?[0-9a-f]{8}\Z")
+
+
+def remove_stale_staging(target: Path, *, now: float | None = None) -> list[Path]:
+    """Delete the staging (and moved-aside) directories that builds of `target` killed outright
+    left beside it: recognised by their exact name pattern and an mtime over STALE_AFTER ago.
+    Returns what was removed."""
+    names = _staging_names(target.name)
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed  # no parent yet: nothing left behind
+    for entry in entries:
+        if not names.match(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age > STALE_AFTER:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
 def build_site(src: Path, out: Path, config: Config) -> BuildReport:
     """Render SRC into OUT (replacing a previous build as a whole) and inject the client module."""
     _check_paths(src, out)
@@ -422,6 +456,7 @@ def build_site(src: Path, out: Path, config: Config) -> BuildReport:
     rendered = render_pages(src, pages)
 
     target = Path(os.path.realpath(out))  # follow a symlinked OUT: the swap happens at its target
+    stale = remove_stale_staging(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.parent / f".{target.name}.sitebeacon-{secrets.token_hex(4)}"
@@ -449,5 +484,6 @@ def build_site(src: Path, out: Path, config: Config) -> BuildReport:
         pages=len(pages) - posts - 1,
         drafts=drafts,
         static_files=static_count,
-        inject_lines=inject_lines,
+        inject_lines=inject_lines
+        + tuple(f"removed {path.name}, left beside {out} by a killed build" for path in stale),
     )

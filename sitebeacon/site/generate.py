@@ -16,6 +16,7 @@ import jinja2
 from sitebeacon import protocol
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.site.hosts import own_host_keys
 from sitebeacon.site.minify import minify_js
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # sitebeacon/
@@ -61,6 +62,9 @@ def template_context(config: Config) -> dict[str, Any]:
         "encoding": config.encoding,
         "events": list(config.events),
         "respect_dnt": config.respect_dnt,
+        # The site's own hosts as keys of the one rule in sitebeacon.site.hosts (host_key):
+        # a link whose host has one of these keys is not outbound.
+        "own_hosts": list(own_host_keys(config.hosts)),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
         # first in the order, the armed copy is also what normally goes out.
         "arming": "fetchlater" in config.transport,

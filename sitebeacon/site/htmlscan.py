@@ -34,6 +34,10 @@ _ATTRS = (
     rb"|(?![\t\n\f\r ]*+=)))*+"
 )
 _TAG_NAME = rb"[a-zA-Z][^\t\n\f\r />]*+"
+# A fast special case of a tag name and its attributes: letters and digits, then single spaces
+# before `name` or `name="value"`.
+_PLAIN_NAME = rb"[a-zA-Z][a-zA-Z0-9]*+"
+_PLAIN_ATTRS = rb"(?: [a-zA-Z][a-zA-Z0-9_:.-]*+(?:=\"[^\"]*+\")?+)*+"
 
 # One attribute inside a tag already known to be complete; groups: name, "value", 'value', value.
 _ATTR = re.compile(
@@ -120,6 +124,11 @@ _NON_HREF_ATTR = (
 )
 
 
+# The elements whose href gets ping= (`<a>` and `<area>`), as a tag-name pattern.
+LINK_ELEMENTS = (b"a", b"area")
+_LINK_NAME = rb"[aA](?:[rR][eE][aA])?"
+
+
 def _href_value(prefix: bytes) -> bytes:
     """An attribute value (double-, single- or unquoted) that starts with `prefix`."""
     return (
@@ -132,15 +141,49 @@ def _skippable_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag with no href, or whose first href value starts with `prefix`."""
     value = _href_value(prefix)
     return (
-        rb"<[aA](?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
+        rb"<" + _LINK_NAME + rb"(?:" + _plain_href(prefix) + _PLAIN_ATTRS + rb">|"
+        rb"(?=[\t\n\f\r />])(?:" + _NON_HREF_ATTR + rb")*+"
         rb"(?:[\t\n\f\r /]*+>|[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + value
         + _ATTRS
-        + rb"[\t\n\f\r /]*+>)"
+        + rb"[\t\n\f\r /]*+>))"
     )
 
 
+def _plain_href(prefix: bytes) -> bytes:
+    """The usual form of a link's start, ` href="..."` first, that sre matches fastest; the
+    general forms after it would match such a tag the same way."""
+    return rb" (?i:href)=\"(?=" + prefix + rb")[^\"]*+\""
+
+
 _OTHER_ORIGIN = rb"(?i:https?:)?//"
+# Where an authority ends in an href value (or something the fast path leaves to Python).
+_AUTHORITY_END = rb"[/?#\\\"'\t\n\f\r >]"
+
+
+def _other_origin(own_hosts: tuple[str, ...]) -> bytes:
+    """`//host` that is certainly not one of the site's own hosts (keys of `sitebeacon.site.hosts`):
+    userinfo, character references and percent escapes are left to Python."""
+    if not own_hosts:
+        return _OTHER_ORIGIN
+    names = []
+    for key in own_hosts:
+        name, colon, port = key.rpartition(":")
+        if colon and port.isdigit():
+            names.append(re.escape(name.encode()) + rb"\.?:" + port.encode())
+        else:
+            names.append(re.escape(key.encode()) + rb"\.?(?::(?:80|443))?")
+    return (
+        _OTHER_ORIGIN
+        + rb"(?![^/?#\\\"'\t\n\f\r >@&%]*+[@&%])"
+        + rb"(?!(?i:(?:www\.)?(?:"
+        + b"|".join(names)
+        + rb"))(?="
+        + _AUTHORITY_END
+        + rb"))"
+    )
+
+
 _NON_HREF_PING_ATTR = _NON_HREF_ATTR.replace(b"(?i:href)", b"(?i:href|ping)", 1)
 _NON_PING_ATTR = _NON_HREF_ATTR.replace(b"(?i:href)", b"(?i:ping)", 1)
 
@@ -149,12 +192,17 @@ def _certain_link(prefix: bytes) -> bytes:
     """A whole `<a>` tag without ping attribute whose first href value starts with `prefix`."""
     value = _href_value(prefix)
     return (
-        rb"<(?P<certain>[aA])(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
+        rb"<(?P<certain>"
+        + _LINK_NAME
+        + rb")(?:"
+        + _plain_href(prefix)
+        + rb"(?: (?!(?i:ping)[ =>])[a-zA-Z][a-zA-Z0-9_:.-]*+(?:=\"[^\"]*+\")?+)*+>"
+        rb"|(?=[\t\n\f\r />])(?:" + _NON_HREF_PING_ATTR + rb")*+"
         rb"[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + value
         + rb"(?:"
         + _NON_PING_ATTR
-        + rb")*+[\t\n\f\r /]*+>"
+        + rb")*+[\t\n\f\r /]*+>)"
     )
 
 
@@ -189,26 +237,35 @@ def _any_of(names: tuple[bytes, ...]) -> bytes:
 
 @cache
 def _scanner(
-    names: tuple[bytes, ...], end_names: tuple[bytes, ...], foreign: bool, links: str = "none"
+    names: tuple[bytes, ...],
+    end_names: tuple[bytes, ...],
+    foreign: bool,
+    links: str = "none",
+    own_hosts: tuple[str, ...] = (),
 ) -> re.Pattern[bytes]:
     """Skip everything but start tags in `names` and end tags in `end_names`, then match one.
 
     `foreign`: every tag matters (inside <svg>/<math>), and CDATA sections are real.
-    `links`: which `<a>` tags may be skipped or taken as certain (see scan_page).
+    `links`: which `<a>`/`<area>` tags may be skipped or taken as certain (see scan_page);
+    `own_hosts`: links to these are never taken as certainly outbound.
     """
     skip = rb"[^<]++"  # the most frequent alternatives first
-    if not foreign:
-        start_guard = rb"(?!" + _any_of(names) + rb"[\t\n\f\r />])" if names else b""
-        end_guard = rb"(?!" + _any_of(end_names) + rb"[\t\n\f\r />])" if end_names else b""
-        skip += rb"|<" + start_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
-        skip += rb"|</" + end_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
     certain = b""
     if links == "outbound":
         skip += b"|" + _skippable_link(_NOT_LINK + b"|" + _SAME_SITE)
-        certain = _certain_link(_OTHER_ORIGIN) + b"|"
+        certain = _certain_link(_other_origin(own_hosts)) + b"|"
     elif links == "all":
         skip += b"|" + _skippable_link(_NOT_LINK)
         certain = _certain_link(_OTHER_ORIGIN + b"|" + _SAME_SITE) + b"|"
+    if not foreign:
+        start_guard = rb"(?!" + _any_of(names) + rb"[\t\n\f\r />])" if names else b""
+        end_guard = rb"(?!" + _any_of(end_names) + rb"[\t\n\f\r />])" if end_names else b""
+        # The usual tags first, in a form sre matches faster (`</p>`, `<p class="x">`); what
+        # they match, the general forms below would match the same way.
+        skip += rb"|</" + end_guard + _PLAIN_NAME + rb">"
+        skip += rb"|<" + start_guard + _PLAIN_NAME + _PLAIN_ATTRS + rb">"
+        skip += rb"|<" + start_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
+        skip += rb"|</" + end_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
     skip += b"|" + _SKIP_COMMON + (_SKIP_CDATA if foreign else _SKIP_BOGUS_DECL)
     return re.compile(
         rb"(?:" + skip + rb")*+"
@@ -250,7 +307,8 @@ def attributes(page: bytes, name_end: int, tag_end: int) -> dict[bytes, bytes | 
 
 
 class LinkTag(NamedTuple):
-    """An `<a>` start tag in HTML content: `name_end` is the offset just after `<a`."""
+    """An `<a>` or `<area>` start tag in HTML content: `name_end` is the offset just after
+    `<a` / `<area`."""
 
     name_end: int
     href: bytes | None
@@ -355,14 +413,17 @@ def prolog_end(page: bytes, pos: int = 0) -> int:
     return match.end()
 
 
-def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
+def scan_page(
+    page: bytes, *, links: str = "none", start: int = 0, own_hosts: tuple[str, ...] = ()
+) -> PageScan:
     """Scan an ASCII-compatible page from `start` (after any byte order mark).
 
     Finds where a script belongs in the head and the marked scripts already there. `links`
-    says which `<a>` start tags in HTML content to report: "every" one, "all" that may be
-    http(s) links, "outbound" ones that may leave the site, or "none" (then scanning stops at
-    the end of the head unless a marker appears further on). Reported links still need
-    classifying; the filters only drop links that certainly do not qualify.
+    says which `<a>` and `<area>` start tags in HTML content to report: "every" one, "all" that
+    may be http(s) links, "outbound" ones that may leave the site (`own_hosts`: keys of the
+    site's own hosts, whose links are not outbound), or "none" (then scanning stops at the end
+    of the head unless a marker appears further on). Reported links still need classifying;
+    the filters only drop links that certainly do not qualify.
     """
     if links not in LINK_MODES:
         raise ValueError(f"links must be one of {LINK_MODES}, not {links!r}")
@@ -377,10 +438,10 @@ def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
     certain_links = result.certain_links
 
     wants_links = links != "none"
-    link_names: tuple[bytes, ...] = (b"a",) if wants_links else ()
+    link_names: tuple[bytes, ...] = LINK_ELEMENTS if wants_links else ()
     head_tags = link_names + _CONTEXT_TAGS + _HEAD_TAGS
-    head_scanner = _scanner(head_tags, _HEAD_END_TAGS, False, links)
-    body_scanner = _scanner(link_names + _CONTEXT_TAGS, (), False, links)
+    head_scanner = _scanner(head_tags, _HEAD_END_TAGS, False, links, own_hosts)
+    body_scanner = _scanner(link_names + _CONTEXT_TAGS, (), False, links, own_hosts)
     all_scanner = _scanner((), (), True)
 
     pos = prolog_end(page, start)
@@ -461,7 +522,7 @@ def scan_page(page: bytes, *, links: str = "none", start: int = 0) -> PageScan:
         if name == b"template":
             if head_phase:
                 template_depth += 1
-        elif name == b"a":
+        elif name == b"a" or name == b"area":
             result.links.append(link_tag(page, name_end, pos))
         elif name == b"script":
             end, terminated = script_end(page, pos)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import html
+import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -23,9 +25,11 @@ from typing import NamedTuple
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.site.hosts import is_own_authority, own_host_keys
 from sitebeacon.site.htmlscan import LinkTag, PageScan, scan_page
 
 SCRIPT_DIR = "_sitebeacon"
+MANIFEST_NAME = "pings.json"
 PAGE_SUFFIXES = (".html", ".htm")
 TEMP_SUFFIX = ".sitebeacon-tmp"
 # Below this many pages a process pool costs more than it saves (see bench/inject.py).
@@ -38,6 +42,7 @@ _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
 _C0_OR_SPACE = "".join(map(chr, range(0x21)))
 _SCRIPT_CLOSE = re.compile(r"</(script)", re.IGNORECASE)
+_AUTHORITY = re.compile(r"[^/?#]*")
 
 
 class PageSkipped(Exception):
@@ -100,6 +105,7 @@ def sri_hash(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
 
 
+@lru_cache(maxsize=64)
 def ping_attribute(endpoint: str) -> bytes:
     """` ping="<endpoint>"`, inserted right after `<a`."""
     value = html.escape(endpoint, quote=True).encode("ascii", "xmlcharrefreplace")
@@ -110,8 +116,11 @@ def ping_attribute(endpoint: str) -> bytes:
 
 
 @lru_cache(maxsize=8192)  # nav and footer links repeat on every page
-def link_kind(href: bytes | None) -> str:
+def link_kind(href: bytes | None, own_hosts: tuple[str, ...] = ()) -> str:
     """Classify an href as the browser would resolve it: "outbound", "local" or "none".
+
+    An http(s) link to one of `own_hosts` (keys from `sitebeacon.site.hosts.own_host_keys`,
+    the site's own hosts) is "local".
 
     "none": no href, fragment-only, or a scheme other than http(s) (mailto:, tel:,
     javascript:, data:...). Character references are decoded first (`&#106;avascript:` is
@@ -134,17 +143,46 @@ def link_kind(href: bytes | None) -> str:
             return "none"
         url = url[scheme.end() :]
         # `http:path` without slashes is relative to a page of the same scheme.
-    return "outbound" if url.replace("\\", "/").startswith("//") else "local"
+    url = url.replace("\\", "/")
+    if not url.startswith("//"):
+        return "local"
+    authority = _AUTHORITY.match(url, 2)
+    assert authority is not None  # the pattern can match the empty string
+    return "local" if is_own_authority(authority.group(), own_hosts) else "outbound"
 
 
-def _wants_ping(link: LinkTag, ping_links: str) -> bool:
-    if link.has_ping or ping_links == "none":
+def _wants_ping(link: LinkTag, ping_links: str, own_hosts: tuple[str, ...] = ()) -> bool:
+    """Whether `link` qualifies for ping= under `ping_links` (whatever ping it already has)."""
+    if ping_links == "none":
         return False
-    kind = link_kind(link.href)
+    kind = link_kind(link.href, own_hosts)
     return kind == "outbound" or (kind == "local" and ping_links == "all")
 
 
 # --- the pure core -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pings:
+    """What to do with ping= attributes on a page.
+
+    `endpoint` None: no link gets one. `earlier`: endpoints whose ping= attributes earlier runs
+    may have added (from the manifest, see `inject_site`); with `rescan`, every link is looked at
+    and such an attribute is updated or removed. An attribute counts as ours only when it is
+    exactly what `ping_attribute` inserts, right after the tag name, so a `ping` the author
+    wrote is never touched.
+    """
+
+    endpoint: str | None = None
+    links: str = "none"
+    own_hosts: tuple[str, ...] = ()
+    earlier: tuple[str, ...] = ()
+    rescan: bool = False
+
+    def scan_mode(self) -> str:
+        if self.rescan and self.earlier:
+            return "every"
+        return "none" if self.endpoint is None else self.links
 
 
 def plan_page(
@@ -154,22 +192,37 @@ def plan_page(
     ping_links: str = "none",
     *,
     start: int = 0,
+    own_hosts: tuple[str, ...] = (),
+    earlier: tuple[str, ...] = (),
+    rescan: bool = False,
 ) -> list[Edit]:
     """The edits that inject `script_tag` (and ping= attributes) into an ASCII-compatible page.
 
     Empty when the page is already up to date. Only a marked script element that differs from
-    `script_tag` is ever replaced; everything else is a pure insertion. Raises PageSkipped for a
-    page whose marked script runs to the end of the file (replacing it would eat the page).
+    `script_tag` and ping= attributes an earlier run added (see `Pings`) are ever replaced or
+    removed; everything else is a pure insertion. Raises PageSkipped for a page whose marked
+    script runs to the end of the file (replacing it would eat the page).
     """
-    if ping_endpoint is None:
-        ping_links = "none"
-    scan = scan_page(page, links=ping_links, start=start)
-    return _edits(page, scan, script_tag, ping_endpoint, ping_links)
+    pings = _pings(ping_endpoint, ping_links, own_hosts, earlier, rescan)
+    scan = scan_page(page, links=pings.scan_mode(), start=start, own_hosts=pings.own_hosts)
+    edits = _script_edits(page, scan, script_tag) + _ping_edits(page, scan, pings)[0]
+    edits.sort(key=lambda edit: (edit.start, edit.end))
+    return edits
 
 
-def _edits(
-    page: bytes, scan: PageScan, script_tag: bytes, ping_endpoint: str | None, ping_links: str
-) -> list[Edit]:
+def _pings(
+    endpoint: str | None,
+    links: str,
+    own_hosts: tuple[str, ...],
+    earlier: tuple[str, ...],
+    rescan: bool,
+) -> Pings:
+    if endpoint is None or links == "none":
+        endpoint, links = None, "none"
+    return Pings(endpoint, links, own_hosts, earlier, rescan)
+
+
+def _script_edits(page: bytes, scan: PageScan, script_tag: bytes) -> list[Edit]:
     edits: list[Edit] = []
     if any(not script.terminated for script in scan.scripts):
         raise PageSkipped("its sitebeacon script element is not closed")
@@ -181,11 +234,42 @@ def _edits(
             edits.append(Edit(first.start, first.end, script_tag))
         # More than one marked element (pasted by hand?): keep exactly one.
         edits.extend(Edit(script.start, script.end, b"") for script in extra)
-    if ping_endpoint is not None:
-        attribute = ping_attribute(ping_endpoint)
-        edits.extend(Edit(at, at, attribute) for at in _ping_offsets(scan, ping_links))
-    edits.sort(key=lambda edit: (edit.start, edit.end))
     return edits
+
+
+def _ping_edits(page: bytes, scan: PageScan, pings: Pings) -> tuple[list[Edit], int, int]:
+    """The ping= edits of a page scanned with `pings.scan_mode()`, how many links get the
+    current attribute (added or updated), and how many of ours are removed."""
+    attribute = ping_attribute(pings.endpoint) if pings.endpoint is not None else None
+    if pings.scan_mode() != "every" or not pings.earlier:
+        if attribute is None:
+            return [], 0, 0
+        at = _ping_offsets(scan, pings)
+        return [Edit(offset, offset, attribute) for offset in at], len(at), 0
+    ours = [ping_attribute(endpoint) for endpoint in pings.earlier]
+    edits: list[Edit] = []
+    added = removed = 0
+    for link in scan.links:
+        start = link.name_end
+        wants = attribute is not None and _wants_ping(link, pings.links, pings.own_hosts)
+        mine = (
+            next((old for old in ours if page.startswith(old, start)), None)
+            if link.has_ping
+            else None
+        )
+        if mine is not None:
+            if not wants:
+                edits.append(Edit(start, start + len(mine), b""))
+                removed += 1
+            elif mine != attribute:
+                assert attribute is not None
+                edits.append(Edit(start, start + len(mine), attribute))
+                added += 1
+        elif wants and not link.has_ping:
+            assert attribute is not None
+            edits.append(Edit(start, start, attribute))
+            added += 1
+    return edits, added, removed
 
 
 def apply_edits(page: bytes, edits: Sequence[Edit]) -> bytes:
@@ -203,7 +287,14 @@ def apply_edits(page: bytes, edits: Sequence[Edit]) -> bytes:
 
 
 def inject_page(
-    page: bytes, script_tag: bytes, ping_endpoint: str | None = None, ping_links: str = "none"
+    page: bytes,
+    script_tag: bytes,
+    ping_endpoint: str | None = None,
+    ping_links: str = "none",
+    *,
+    own_hosts: tuple[str, ...] = (),
+    earlier: tuple[str, ...] = (),
+    rescan: bool = False,
 ) -> bytes:
     """The page with the script (and ping= attributes) added; `page` itself when up to date.
 
@@ -211,33 +302,42 @@ def inject_page(
     order mark (decoded, injected and encoded back with the same codec, so every original
     byte is kept). Raises PageSkipped for a page that cannot be injected safely.
     """
-    return _inject(page, script_tag, ping_endpoint, ping_links)[0]
+    pings = _pings(ping_endpoint, ping_links, own_hosts, earlier, rescan)
+    return _inject(page, script_tag, pings)[0]
 
 
-def _inject(
-    page: bytes, script_tag: bytes, ping_endpoint: str | None, ping_links: str
-) -> tuple[bytes, int]:
-    """inject_page, and how many ping= attributes it added."""
+def _inject(page: bytes, script_tag: bytes, pings: Pings) -> tuple[bytes, int, int]:
+    """inject_page, how many ping= attributes it added or updated, and how many it removed."""
     codec = UTF16_BOMS.get(page[:2])
     if codec is not None:
-        return _inject_utf16(page, codec, script_tag, ping_endpoint, ping_links)
+        return _inject_utf16(page, codec, script_tag, pings)
     if b"\n" in script_tag and b"\r\n" in page:
         script_tag = script_tag.replace(b"\n", b"\r\n")
     start = 3 if page.startswith(UTF8_BOM) else 0
-    if ping_endpoint is None:
-        ping_links = "none"
-    scan = scan_page(page, links=ping_links, start=start)
-    script_edits = _edits(page, scan, script_tag, None, "none")
-    if ping_endpoint is None:
-        return apply_edits(page, script_edits), 0
-    at = _ping_offsets(scan, ping_links)
-    return _apply_with_pings(page, script_edits, at, ping_attribute(ping_endpoint)), len(at)
+    scan = scan_page(page, links=pings.scan_mode(), start=start, own_hosts=pings.own_hosts)
+    script_edits = _script_edits(page, scan, script_tag)
+    if pings.endpoint is None and not pings.earlier:
+        return apply_edits(page, script_edits), 0, 0
+    if pings.scan_mode() == "every":
+        edits, added, removed = _ping_edits(page, scan, pings)
+        edits += script_edits
+        edits.sort(key=lambda edit: (edit.start, edit.end))
+        return apply_edits(page, edits), added, removed
+    if pings.endpoint is None:
+        return apply_edits(page, script_edits), 0, 0
+    at = _ping_offsets(scan, pings)
+    attribute = ping_attribute(pings.endpoint)
+    return _apply_with_pings(page, script_edits, at, attribute), len(at), 0
 
 
-def _ping_offsets(scan: PageScan, ping_links: str) -> list[int]:
-    """Where ping= goes: just after `<a` of each qualifying link, in page order."""
+def _ping_offsets(scan: PageScan, pings: Pings) -> list[int]:
+    """Where ping= goes: just after `<a`/`<area` of each qualifying link, in page order."""
     at = scan.certain_links
-    classified = [link.name_end for link in scan.links if _wants_ping(link, ping_links)]
+    classified = [
+        link.name_end
+        for link in scan.links
+        if not link.has_ping and _wants_ping(link, pings.links, pings.own_hosts)
+    ]
     return sorted(at + classified) if classified else at
 
 
@@ -262,8 +362,8 @@ def _apply_with_pings(page: bytes, edits: list[Edit], at: list[int], attribute: 
 
 
 def _inject_utf16(
-    page: bytes, codec: str, script_tag: bytes, ping_endpoint: str | None, ping_links: str
-) -> tuple[bytes, int]:
+    page: bytes, codec: str, script_tag: bytes, pings: Pings
+) -> tuple[bytes, int, int]:
     body_end = len(page) - (len(page) % 2)  # an odd last byte stays as it is
     try:
         text = page[2:body_end].decode(codec, "surrogatepass")
@@ -272,11 +372,11 @@ def _inject_utf16(
     if text.encode(codec, "surrogatepass") != page[2:body_end]:
         raise PageSkipped(f"{codec.upper()} does not round-trip")
     utf8 = text.encode("utf-8", "surrogatepass")
-    new, pings = _inject(utf8, script_tag, ping_endpoint, ping_links)
+    new, added, removed = _inject(utf8, script_tag, pings)
     if new is utf8:
-        return page, 0
+        return page, 0, 0
     encoded = new.decode("utf-8", "surrogatepass").encode(codec, "surrogatepass")
-    return page[:2] + encoded + page[body_end:], pings
+    return page[:2] + encoded + page[body_end:], added, removed
 
 
 # --- the site ------------------------------------------------------------------------------
@@ -306,6 +406,7 @@ class InjectReport:
     pages_changed: int = 0
     pages_unchanged: int = 0
     links_pinged: int = 0
+    pings_removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     pages_with_base: list[str] = field(default_factory=list)
     csp_source: str | None = None  # inline mode
@@ -319,6 +420,10 @@ class InjectReport:
         ]
         if self.links_pinged:
             lines.append(f"added ping= to {self.links_pinged} links")
+        if self.pings_removed:
+            lines.append(
+                f"removed {self.pings_removed} ping= attributes of an earlier configuration"
+            )
         for path, reason in self.skipped[:10]:
             lines.append(f"skipped {path}: {reason}")
         if len(self.skipped) > 10:
@@ -340,6 +445,7 @@ class _Tally:
     changed: int = 0
     unchanged: int = 0
     links_pinged: int = 0
+    pings_removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     with_base: list[str] = field(default_factory=list)
 
@@ -347,6 +453,7 @@ class _Tally:
         self.changed += other.changed
         self.unchanged += other.unchanged
         self.links_pinged += other.links_pinged
+        self.pings_removed += other.pings_removed
         self.skipped.extend(other.skipped)
         self.with_base.extend(other.with_base)
 
@@ -354,8 +461,7 @@ class _Tally:
 @dataclass(frozen=True)
 class _Job:
     placement: ScriptPlacement
-    ping_endpoint: str | None
-    ping_links: str
+    pings: Pings
 
 
 def inject_site(
@@ -394,16 +500,86 @@ def inject_site(
         placement = ScriptPlacement(inline_tag=inline_script_tag(module_js))
         report.csp_source = csp_hash(module_js)
 
-    ping_endpoint = config.endpoint if config.ping_links != "none" else None
-    job = _Job(placement, ping_endpoint, config.ping_links)
-    tally = _run(job, pages, workers)
+    manifest = PingManifest(site_dir / SCRIPT_DIR / MANIFEST_NAME)
+    pings = manifest.begin(config)
+    tally = _run(_Job(placement, pings), pages, workers)
+    manifest.finish(pings, complete=not tally.skipped)
     report.pages_changed, report.pages_unchanged = tally.changed, tally.unchanged
-    report.links_pinged = tally.links_pinged
+    report.links_pinged, report.pings_removed = tally.links_pinged, tally.pings_removed
     report.skipped = [(_relative(path, site_dir), why) for path, why in tally.skipped]
     if config.script_mode == "external":
         report.pages_with_base = [_relative(path, site_dir) for path in tally.with_base]
         _remove_stale_scripts(site_dir / SCRIPT_DIR, keep=report.script_file)
     return report
+
+
+class PingManifest:
+    """`_sitebeacon/pings.json`: which ping= attributes earlier runs added, so that a change of
+    endpoint, `ping.links` or `hosts` updates or removes them (and nothing else).
+
+    Written before any page changes, listing the old endpoints and the new one with
+    `"complete": false`, and rewritten with only the new endpoint once every page is done: a run
+    killed in between leaves a manifest that still names every attribute that may be in a page,
+    and the next run looks at every link. With `ping.links = "none"` and nothing left to
+    remove, the file is deleted (and `_sitebeacon/` with it when empty).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.earlier: tuple[str, ...] = ()
+        self.settings: dict[str, object] | None = None
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as error:
+            raise SitebeaconError(f"{path}: cannot read: {error}") from error
+        endpoints = data.get("endpoints") if isinstance(data, dict) else None
+        if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
+            raise SitebeaconError(f"{path}: not a sitebeacon ping manifest (remove it?)")
+        self.earlier = tuple(endpoints)
+        if data.get("complete") is True and isinstance(data.get("settings"), dict):
+            self.settings = data["settings"]
+
+    @staticmethod
+    def _settings(pings: Pings) -> dict[str, object]:
+        return {"endpoint": pings.endpoint, "links": pings.links, "hosts": list(pings.own_hosts)}
+
+    def begin(self, config: Config) -> Pings:
+        """The Pings of this run; records its endpoint before any page changes."""
+        endpoint = config.endpoint if config.ping_links != "none" else None
+        pings = Pings(endpoint, config.ping_links, own_host_keys(config.hosts), self.earlier)
+        rescan = bool(self.earlier) and self.settings != self._settings(pings)
+        pings = Pings(pings.endpoint, pings.links, pings.own_hosts, self.earlier, rescan)
+        if rescan or (endpoint is not None and self.settings is None):
+            listed = self.earlier + (
+                (endpoint,) if endpoint and endpoint not in self.earlier else ()
+            )
+            self._write(listed, self._settings(pings), complete=False)
+        return pings
+
+    def finish(self, pings: Pings, *, complete: bool) -> None:
+        """Record what the pages now carry (everything, when some page was skipped)."""
+        if not complete:
+            return  # the manifest written by `begin` still names every possible attribute
+        if pings.endpoint is None:
+            if self.earlier:
+                self.path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.path.parent.rmdir()  # only when empty
+            return
+        if pings.rescan or self.settings is None:
+            self._write((pings.endpoint,), self._settings(pings), complete=True)
+
+    def _write(
+        self, endpoints: tuple[str, ...], settings: dict[str, object], complete: bool
+    ) -> None:
+        data = {"endpoints": list(endpoints), "settings": settings, "complete": complete}
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+        except OSError as error:
+            raise SitebeaconError(f"{self.path.parent}: {error.strerror or error}") from error
+        write_atomic(self.path, json.dumps(data, indent=1).encode() + b"\n")
 
 
 def _relative(path: str, site_dir: Path) -> str:
@@ -444,6 +620,8 @@ def _run(job: _Job, pages: list[str], workers: int | None) -> _Tally:
     workers = max(1, min(workers, len(pages)))
     if workers == 1:
         return _inject_pages(job, pages)
+    # Compile the scanner's patterns once, here: forked workers inherit them.
+    scan_page(b"", links=job.pings.scan_mode(), own_hosts=job.pings.own_hosts)
     tally = _Tally()
     size = -(-len(pages) // (workers * 4))  # a few chunks per worker evens out slow disks
     chunks = [pages[i : i + size] for i in range(0, len(pages), size)]
@@ -467,7 +645,7 @@ def _inject_pages(job: _Job, pages: Iterable[str]) -> _Tally:
     for path in pages:
         page, mode = read_page(path)
         try:
-            new, pings = _inject(page, placement.tag_for(path), job.ping_endpoint, job.ping_links)
+            new, added, removed = _inject(page, placement.tag_for(path), job.pings)
         except PageSkipped as skipped:
             tally.skipped.append((path, str(skipped)))
             continue
@@ -476,7 +654,8 @@ def _inject_pages(job: _Job, pages: Iterable[str]) -> _Tally:
         if new is page or new == page:
             tally.unchanged += 1
             continue
-        tally.links_pinged += pings
+        tally.links_pinged += added
+        tally.pings_removed += removed
         write_atomic(path, new, mode)
         tally.changed += 1
     return tally

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +21,7 @@ from sitebeacon.cli import main
 from sitebeacon.config import Config
 from sitebeacon.site.build import (
     MARKER,
+    STALE_AFTER,
     BuildError,
     build_site,
     slugify,
@@ -409,3 +415,50 @@ def test_sample_site_config_is_the_default_setup() -> None:
     from sitebeacon.config import load_config
 
     assert load_config(SAMPLE / "sitebeacon.toml") == Config()
+
+
+def test_a_killed_build_leaves_a_staging_dir_the_next_build_removes(site: Path) -> None:
+    """SIGKILL a real `sitebeacon build` while it writes into its staging directory; the next
+    build removes that directory once it is old enough, and nothing that is not its own."""
+    for n in range(3000):  # enough files that the kill lands while they are being written
+        write(site / "static" / "many" / f"{n:04d}.txt", f"file {n}\n")
+    out = site.parent / "out"
+    build(site, out)
+    before = tree(out)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sitebeacon.cli", "build", str(site), "-o", str(out)],
+        cwd=site.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    left: list[Path] = []
+    while not left and process.poll() is None and time.monotonic() < deadline:
+        left = [p for p in site.parent.glob(".out.sitebeacon-*") if (p / "static").is_dir()]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the build finished before it was killed"
+    assert len(left) == 1 and left[0].is_dir()  # what the issue saw: a hidden directory left
+    assert tree(out) == before  # OUT itself is whole
+
+    # Look-alikes that are not a killed build's directory of this OUT: kept, however old.
+    others = [
+        site.parent / ".other.sitebeacon-0123abcd",
+        site.parent / ".out.sitebeacon-keep",
+        site.parent / "out.sitebeacon-0123abcd",
+    ]
+    for other in others:
+        other.mkdir()
+    old = time.time() - STALE_AFTER - 60
+    for path in [*others, left[0]]:
+        os.utime(path, (old, old))
+
+    young = site.parent / ".out.sitebeacon-89abcdef"  # maybe a build running right now
+    young.mkdir()
+    report = build_site(site, out, Config())
+    assert not left[0].exists()
+    assert young.is_dir() and all(other.is_dir() for other in others)
+    assert f"removed {left[0].name}, left beside {out} by a killed build" in report.summary_lines()
+    assert tree(out) == before

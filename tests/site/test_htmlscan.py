@@ -264,23 +264,25 @@ def test_a_marker_outside_a_script_tag_is_not_a_script() -> None:
     assert scan_page(page).scripts == []
 
 
-def qualifying(page: bytes, mode: str) -> list[int]:
+def qualifying(page: bytes, mode: str, own: tuple[str, ...] = ()) -> list[int]:
     """Offsets after `<a` of the links that get ping= in `mode`, via the filtered scan."""
-    scan = scan_page(page, links=mode)
+    scan = scan_page(page, links=mode, own_hosts=own)
     wanted = {"outbound"} if mode == "outbound" else {"outbound", "local"}
     classified = [
-        link.name_end for link in scan.links if not link.has_ping and link_kind(link.href) in wanted
+        link.name_end
+        for link in scan.links
+        if not link.has_ping and link_kind(link.href, own) in wanted
     ]
     return sorted(classified + scan.certain_links)
 
 
-def reference(page: bytes, mode: str) -> list[int]:
+def reference(page: bytes, mode: str, own: tuple[str, ...] = ()) -> list[int]:
     """The same, classifying every link in Python."""
     wanted = {"outbound"} if mode == "outbound" else {"outbound", "local"}
     return [
         link.name_end
         for link in scan_page(page, links="every").links
-        if not link.has_ping and link_kind(link.href) in wanted
+        if not link.has_ping and link_kind(link.href, own) in wanted
     ]
 
 
@@ -311,17 +313,31 @@ HREFS = [
     b"a b:c",
     b"a:b",
     b"ht\ttp://x",
+    b"//x.example",
+    b"https://example.com",
+    b"//WWW.example.com./",
+    b"//example.com:443?q",
+    b"//example.com:444/",
+    b"//a@example.com/",
+    b"//example.com@x/",
+    b"//ex%61mple.com",
+    b"//example.community/",
+    b"//x.example.com",
+    b"//example.com#f",
 ]
 
 
 @pytest.mark.parametrize("href", HREFS)
 @pytest.mark.parametrize("mode", ["outbound", "all"])
-@pytest.mark.parametrize("form", ['<a href="{}">', "<a href='{}' ping>", "<a x=1 href={} y>"])
+@pytest.mark.parametrize(
+    "form", ['<a href="{}">', "<a href='{}' ping>", "<a x=1 href={} y>", "<AREA href={}>"]
+)
+@pytest.mark.parametrize("own", [(), ("example.com",), ("example.com:444", "x")])
 def test_filters_in_c_agree_with_the_python_classification(
-    href: bytes, mode: str, form: str
+    href: bytes, mode: str, form: str, own: tuple[str, ...]
 ) -> None:
     page = form.encode().replace(b"{}", href)
-    assert qualifying(page, mode) == reference(page, mode)
+    assert qualifying(page, mode, own) == reference(page, mode, own)
 
 
 @PROPERTY

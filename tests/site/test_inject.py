@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import html5lib
 import pytest
+from files import write
 from html_strategies import PAGE, PROPERTY, html5lib_agrees
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -22,9 +24,12 @@ from sitebeacon.cli import main
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
 from sitebeacon.site.generate import build_module
+from sitebeacon.site.hosts import own_host_keys
 from sitebeacon.site.inject import (
     Edit,
+    InjectReport,
     PageSkipped,
+    PingManifest,
     apply_edits,
     csp_hash,
     external_script_tag,
@@ -526,3 +531,146 @@ def test_cli_inject_prints_the_summary(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"injected 3 of 3 pages in {site} (0 already up to date)"
     assert out[-1].startswith("Content-Security-Policy: script-src 'sha256-")
+
+
+# --- the site's own hosts, <area>, and ping= of earlier configurations --------------------
+
+OWN = (
+    b"<body><a href=https://example.com/a>own</a><a href=//WWW.Example.com:443/b>www</a>"
+    b"<a href=http://www.example.com./c>dot</a><a href=https://example.com:8080/>port</a>"
+    b"<a href=https://u@example.com/>user</a><a href=https://ex%61mple.com/>pct</a>"
+    b"<a href=https://example.com.evil.test/>evil</a><a href=https://other.test/>other</a>"
+    b"<a href=https://sub.example.com/>sub</a></body>"
+)
+
+
+@pytest.mark.parametrize(
+    ("href", "hosts", "kind"),
+    [
+        (b"https://example.com/x", ("example.com",), "local"),
+        (b"//www.example.com", ("example.com",), "local"),
+        (b"https://example.com", ("www.example.com",), "local"),
+        (b"http://EXAMPLE.com:80/", ("example.com",), "local"),
+        (b"https://example.com:8080/", ("example.com",), "outbound"),
+        (b"https://example.com:8080/", ("example.com:8080",), "local"),
+        (b"https://sub.example.com/", ("example.com",), "outbound"),
+        (b"https://example.com/", (), "outbound"),
+        (b"https:\\\\example.com\\x", ("example.com",), "local"),
+        (b"https://a@example.com/", ("example.com",), "local"),
+    ],
+)
+def test_links_to_the_sites_own_hosts_are_local(
+    href: bytes, hosts: tuple[str, ...], kind: str
+) -> None:
+    assert link_kind(href, own_host_keys(hosts)) == kind
+
+
+@pytest.mark.parametrize("mode", ["outbound", "all"])
+def test_own_hosts_are_not_pinged_as_outbound(mode: str) -> None:
+    keys = own_host_keys(("example.com",))
+    result = inject_page(OWN, TAG, "/collect", mode, own_hosts=keys)
+    pinged = re.findall(rb"<a ping=\"/collect\" href=([^>]*)>", result)
+    outbound = [
+        b"https://example.com:8080/",
+        b"https://example.com.evil.test/",
+        b"https://other.test/",
+        b"https://sub.example.com/",
+    ]
+    if mode == "outbound":
+        assert pinged == outbound
+    else:
+        assert len(pinged) == 9
+    # The fast path in C and the classification in Python agree on every link.
+    slow = inject_page(OWN.replace(b"href=", b"href= "), TAG, "/collect", mode, own_hosts=keys)
+    assert slow.count(PING) == len(pinged)
+
+
+def test_area_links_get_ping_like_a_links() -> None:
+    page = (
+        b'<head></head><body><map name=m><area shape=rect href="https://x.test/" alt=x>'
+        b"<AREA href=/local><area nohref></map><svg><area href=https://s.test/></svg></body>"
+    )
+    result = inject_page(page, TAG, "/collect", "outbound")
+    assert b'<area ping="/collect" shape=rect href="https://x.test/" alt=x>' in result
+    assert result.count(PING) == 1
+    result = inject_page(page, TAG, "/collect", "all")
+    assert b"<AREA" + PING + b" href=/local>" in result
+    assert result.count(PING) == 2
+    assert inject_page(result, TAG, "/collect", "all") is result
+
+
+def inject_with(site: Path, **settings: object) -> InjectReport:
+    config = Config(**settings)  # type: ignore[arg-type]
+    return inject_site(site, config, JS, workers=1)
+
+
+def pings_in(site: Path) -> dict[str, list[bytes]]:
+    found = {}
+    for path in sorted(site.glob("*.html")):
+        found[path.name] = re.findall(rb"<a[^>]*>", path.read_bytes())
+    return found
+
+
+AUTHOR = b'<a ping="/collect" href=https://author.test/>a</a><a href=/x ping="/old">b</a>'
+
+
+def test_a_config_change_updates_or_removes_only_our_pings(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    page = b"<head></head><body>" + LINKS + AUTHOR + b"</body>"
+    write(site / "p.html", page)
+
+    inject_with(site, endpoint="/old", ping_links="outbound")
+    first = (site / "p.html").read_bytes()
+    assert first.count(b' ping="/old"') == 2 + 1  # two outbound links, plus the author's
+    assert json.loads((site / "_sitebeacon" / "pings.json").read_bytes())["endpoints"] == ["/old"]
+
+    report = inject_with(site, endpoint="https://r.test/c", ping_links="all")
+    second = (site / "p.html").read_bytes()
+    assert second.count(b' ping="/old"') == 1  # the author's, untouched
+    assert second.count(b' ping="https://r.test/c"') == 4
+    assert report.links_pinged == 4 and report.pings_removed == 0
+    assert inject_with(site, endpoint="https://r.test/c", ping_links="all").pages_changed == 0
+
+    report = inject_with(site, endpoint="https://r.test/c", ping_links="outbound")
+    assert report.pings_removed == 2  # the two same-site links
+    assert (site / "p.html").read_bytes().count(b' ping="https://r.test/c"') == 2
+
+    report = inject_with(site, endpoint="/collect", ping_links="none")
+    assert report.pings_removed == 2
+    assert (site / "p.html").read_bytes() == inject_page(page, TAG)  # back to no ping of ours
+    assert not (site / "_sitebeacon").exists()
+    assert inject_with(site).pages_changed == 0
+
+
+def test_a_new_own_host_removes_its_outbound_pings(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write(site / "p.html", b"<head></head>" + OWN)
+    assert inject_with(site, ping_links="outbound").links_pinged == 9
+    report = inject_with(site, ping_links="outbound", hosts=("www.example.com",))
+    assert report.pings_removed == 5
+    expected = inject_page(
+        b"<head></head>" + OWN, TAG, "/collect", "outbound", own_hosts=("example.com",)
+    )
+    assert (site / "p.html").read_bytes() == expected
+
+
+def test_a_run_killed_after_the_manifest_still_finds_every_old_ping(tmp_path: Path) -> None:
+    """The manifest names the new endpoint before any page changes: pages still carrying the
+    old attribute and pages already carrying the new one are both fixed by the next run."""
+    site = tmp_path / "site"
+    for name in ("a", "b"):
+        write(site / f"{name}.html", b"<head></head><body>" + LINKS + b"</body>")
+    inject_with(site, endpoint="/old", ping_links="outbound")
+    manifest = PingManifest(site / "_sitebeacon" / "pings.json")
+    pings = manifest.begin(Config(endpoint="/new", ping_links="outbound"))
+    # As if killed after the first page: a.html carries /new, b.html still /old.
+    a = site / "a.html"
+    a.write_bytes(
+        inject_page(a.read_bytes(), TAG, "/new", "outbound", earlier=pings.earlier, rescan=True)
+    )
+    assert json.loads(manifest.path.read_bytes())["complete"] is False
+    inject_with(site, endpoint="/other", ping_links="all")
+    for name in ("a", "b"):
+        page = (site / f"{name}.html").read_bytes()
+        assert b"/old" not in page and b"/new" not in page
+        assert page.count(b' ping="/other"') == 4
