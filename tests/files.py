@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,17 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
         text=True,
         timeout=timeout,
     )
+
+
+def start_receiver(db_url: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """`sitebeacon receive` in a process of its own on a free port: (process, base URL)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sitebeacon.cli", "receive", "--db", db_url, "--port", "0", *extra],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+)/collect", line)
+    assert match, line
+    return process, match.group(1)

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from files import start_receiver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -517,16 +518,7 @@ def test_store_failure_is_503_not_500(tmp_path: Path) -> None:
 
 def test_sigterm_during_load_loses_no_accepted_record(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'term.db'}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sitebeacon.cli", "receive", "--db", db_url, "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)/collect", line)
-    assert match, line
-    base = match.group(1)
+    process, base = start_receiver(db_url)
 
     accepted: list[str] = []
     lock = threading.Lock()
@@ -568,15 +560,8 @@ def test_sigterm_during_load_loses_no_accepted_record(tmp_path: Path) -> None:
 
 def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'int.db'}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sitebeacon.cli", "receive", "--db", db_url, "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    base = re.search(r"(http://[\d.:]+)/collect", process.stderr.readline())
-    assert base
-    assert httpx.post(f"{base.group(1)}/collect", json=record("i")).status_code == 204
+    process, base = start_receiver(db_url)
+    assert httpx.post(f"{base}/collect", json=record("i")).status_code == 204
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
     assert [row["id"] for row in stored(db_url)] == ["i"]

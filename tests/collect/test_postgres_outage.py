@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from files import start_receiver
 
 from sitebeacon.collect.stores import open_store
 from tests.conftest import require
@@ -115,19 +114,6 @@ def instance() -> Iterator[Instance]:
         with contextlib.suppress(Exception):
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def start_receiver(db_url: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sitebeacon.cli", "receive", "--db", db_url, "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)/collect", line)
-    assert match, line
-    return process, match.group(1)
 
 
 class Load:

@@ -38,6 +38,7 @@ from sitebeacon.proof.engines.base import (
     Tab,
     link_selector,
 )
+from sitebeacon.proof.engines.processes import executable_version
 
 if TYPE_CHECKING:
     from sitebeacon.proof.scenarios import Scenario
@@ -88,17 +89,6 @@ def find_browser(path: str | None = None) -> str:
     raise SitebeaconError(
         f"no Chromium found on PATH (looked for {', '.join(BROWSER_NAMES)}); {INSTALL_HINT}"
     )
-
-
-def browser_version(executable: str) -> str:
-    """`Chromium 156.0...` as the browser prints it, or "" when it will not say."""
-    try:
-        result = subprocess.run(
-            [executable, "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip()
 
 
 def throttle_conditions(name: str | None) -> dict[str, Any] | None:
@@ -374,7 +364,7 @@ class ChromiumEngine(Engine):
         self._raw: RawChromium | None = None
 
     def version(self) -> str:
-        version = browser_version(self.executable)
+        version = executable_version(self.executable)
         return self.executable + (f" ({version})" if version else "")
 
     async def start(self) -> None:

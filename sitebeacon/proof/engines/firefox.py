@@ -30,6 +30,7 @@ from sitebeacon.proof.engines import FEATURES
 from sitebeacon.proof.engines.base import DriverError, Engine, Outcome, Ready, Tab, link_selector
 from sitebeacon.proof.engines.processes import (
     end_group,
+    executable_version,
     find_executable,
     group_processes,
     kill_processes,
@@ -94,16 +95,6 @@ _LISTENING = re.compile(rb"WebDriver BiDi listening on (ws://\S+)")
 
 def find_firefox() -> str:
     return find_executable(FIREFOX_NAMES, "firefox-esr", "Firefox")
-
-
-def firefox_version(executable: str) -> str:
-    try:
-        result = subprocess.run(
-            [executable, "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip()
 
 
 class Firefox:
@@ -350,7 +341,7 @@ class FirefoxEngine(Engine):
         self._browser: Firefox | None = None
 
     def version(self) -> str:
-        version = firefox_version(self.executable)
+        version = executable_version(self.executable)
         return self.executable + (f" ({version})" if version else "")
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 from sitebeacon.errors import SitebeaconError
@@ -24,6 +25,18 @@ def find_executable(names: tuple[str, ...], package: str, what: str) -> str:
         f"no {what} found (looked for {', '.join(names)}); install it (Debian/Ubuntu:"
         f" apt-get install {package})"
     )
+
+
+def executable_version(executable: str) -> str:
+    """`Chromium 156.0...`, `Mozilla Firefox 153.0...`: what `--version` prints, or "" when the
+    program will not say (a report still runs without it)."""
+    try:
+        result = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
 
 
 def free_port() -> int:
