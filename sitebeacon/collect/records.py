@@ -157,6 +157,10 @@ def ping_row(ping_from: str | None, ping_to: str | None, meta: Meta) -> Row:
         ts=None,
         data=None,
         bot=meta.bot,
+        visitor=meta.visitor,
+        browser=meta.browser,
+        os=meta.os,
+        device=meta.device,
     )
 
 
@@ -364,6 +368,10 @@ def check_record(record: Any, meta: Meta) -> Row:
             ts,
             data,
             meta.bot,
+            meta.visitor,
+            meta.browser,
+            meta.os,
+            meta.device,
         ),
     )
     return row

@@ -1,0 +1,94 @@
+"""Unique visitors without cookies: the daily-salt design (Plausible's, among others).
+
+visitor = first 16 hex of SHA-256(daily salt, site host, client address, User-Agent). The salt
+is random per UTC day and lives in the store (shared by every receiver of a PostgreSQL
+database); the store keeps today's and yesterday's only, so once a salt is deleted nobody can
+recompute which address made yesterday's ids. The address and User-Agent are never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sitebeacon.collect.stores import Store
+from sitebeacon.errors import SitebeaconError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    """`--trusted-proxy` values; a bad one is a one-line error naming it."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise SitebeaconError(
+                f"--trusted-proxy {cidr!r} is not an address or CIDR network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def site_host(headers: Mapping[bytes, bytes]) -> bytes:
+    """Which site the request is about: the page's origin (Origin, else Referer), else Host."""
+    for name in (b"origin", b"referer"):
+        value = headers.get(name)
+        if value:
+            rest = value.partition(b"://")[2]
+            if rest:
+                return rest.partition(b"/")[0].lower()
+    return (headers.get(b"host") or b"").lower()
+
+
+class Visitors:
+    """`visitor(scope, headers)` on the request path: one SHA-256, the salt cached per day."""
+
+    def __init__(self, store: Store, trusted_proxies: Iterable[str] = ()) -> None:
+        self.store = store
+        self.trusted = parse_networks(trusted_proxies)
+        self._day = -1
+        self._salt = b""
+
+    def salt(self) -> bytes:
+        day = int(time.time() // 86400)
+        if day != self._day:
+            # Once a UTC day: the store makes (or hands out another receiver's) salt for today
+            # and deletes the ones before yesterday.
+            self._salt = self.store.daily_salt(time.strftime("%Y-%m-%d", time.gmtime(day * 86400)))
+            self._day = day
+        return self._salt
+
+    def client_address(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> bytes:
+        """The peer's address; behind a trusted proxy, the last X-Forwarded-For hop it did not
+        add itself (the right-most address not in a trusted network). Otherwise the header is
+        ignored: anyone can send it."""
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        if not self.trusted or not self._is_trusted(peer):
+            return peer.encode()
+        forwarded = headers.get(b"x-forwarded-for")
+        if not forwarded:
+            return peer.encode()
+        hops = [hop.strip() for hop in forwarded.decode("latin-1").split(",")]
+        for hop in reversed(hops):
+            if hop and not self._is_trusted(hop):
+                return hop.encode()
+        return (hops[0] or peer).encode()
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def __call__(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> str:
+        digest = hashlib.sha256(self.salt())
+        digest.update(b"\0" + site_host(headers) + b"\0")
+        digest.update(self.client_address(scope, headers) + b"\0")
+        digest.update(headers.get(b"user-agent") or b"")
+        return digest.hexdigest()[:16]
