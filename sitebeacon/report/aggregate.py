@@ -178,15 +178,18 @@ def change(now: float | None, before: float | None) -> float | None:
     return round(100 * (now - before) / before, 1)
 
 
-def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum summary parts (days x hosts x bot classes); visible times stay sorted per page."""
+def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[str, Any]:
+    """Sum summary parts (days x hosts x bot classes) and the matching visit figures;
+    visible times stay sorted per page."""
+    parts, visits = selected
     total: dict[str, Any] = {
         "types": Counter(),
         "mix": Counter(),
-        "pages": defaultdict(lambda: [0, 0, 0, 0, 0]),
+        "pages": defaultdict(lambda: [0, 0, 0, 0]),
         "visible": defaultdict(list),
         "visitors": 0,
         "visits": defaultdict(lambda: [0, 0]),
+        "page_visitors": Counter(),
         "referrers": Counter(),
         "utm": Counter(),
         "targets": Counter(),
@@ -202,14 +205,17 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             into = total["pages"][url]
             for index, count in enumerate(counts):
                 into[index] += count
-        for url, counts in part["visits"].items():
+        for url, values in part["visible"].items():
+            total["visible"][url].extend(values)
+        for name in ("retried", "no_visitor", "no_class"):
+            total[name] += part[name]
+    for visit in visits:
+        for url, counts in visit["visits"].items():
             into = total["visits"][url]
             into[0] += counts[0]
             into[1] += counts[1]
-        for url, values in part["visible"].items():
-            total["visible"][url].extend(values)
-        for name in ("visitors", "retried", "no_visitor", "no_class"):
-            total[name] += part[name]
+        total["visitors"] += visit["visitors"]
+        total["page_visitors"].update(visit["page_visitors"])
     if len(parts) > 1:
         for values in total["visible"].values():
             values.sort()  # timsort merges the sorted runs
@@ -217,13 +223,16 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _select(
-    day_summaries: dict[date, dict[str, dict[str, Any]]], options: Options, *, bots: bool = False
-) -> list[dict[str, Any]]:
-    """The parts a report counts (or, with `bots`, the bot parts it leaves out)."""
+    day_summaries: dict[date, dict[str, Any]], options: Options, *, bots: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The parts a report counts (or, with `bots`, the bot parts it leaves out), and the
+    visit figures made for the same selection."""
     site = options.site.lower() if options.site else None
     chosen = []
+    visits = []
+    visit_key = f"{site or '*'}{SEP}{'*' if options.include_bots else '0'}"
     for summary in day_summaries.values():
-        for key, part in summary.items():
+        for key, part in summary["parts"].items():
             host, _, bot = key.partition(SEP)
             if site is not None and host != site:
                 continue
@@ -232,7 +241,9 @@ def _select(
                     chosen.append(part)
             elif bot == "0" or options.include_bots:
                 chosen.append(part)
-    return chosen
+        if not bots and visit_key in summary["visits"]:
+            visits.append(summary["visits"][visit_key])
+    return chosen, visits
 
 
 def _headline(total: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +289,7 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
             entry["transports"][transport or "unknown"] += count
 
     page_rows = []
-    for url, (views, leaves, outbound, downloads, visitors) in total["pages"].items():
+    for url, (views, leaves, outbound, downloads) in total["pages"].items():
         if not views and not leaves:
             continue  # only outbound/download records name it: listed under targets
         values = total["visible"].get(url, [])
@@ -288,7 +299,7 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
             {
                 "url": url,
                 "pageviews": views,
-                "visitors": visitors,
+                "visitors": total["page_visitors"].get(url, 0),
                 "leaves": leaves,
                 "median_visible_ms": median(values),
                 "p75_visible_ms": percentile(values, 0.75),
@@ -334,12 +345,14 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
 
     bots = None
     if not options.include_bots:
-        bots = sum(sum(part["types"].values()) for part in _select(this_days, options, bots=True))
+        bots = sum(
+            sum(part["types"].values()) for part in _select(this_days, options, bots=True)[0]
+        )
 
     daily = []
     for day, previous_day in zip(period.dates(), previous.dates(), strict=True):
-        now_parts = _select({day: this_days[day]}, options)
-        then_parts = _select({previous_day: before_days[previous_day]}, options)
+        now_parts = _select({day: this_days[day]}, options)[0]
+        then_parts = _select({previous_day: before_days[previous_day]}, options)[0]
         daily.append(
             {
                 "date": day.isoformat(),

@@ -21,7 +21,7 @@ import orjson
 from sitebeacon.collect.stores import Store
 from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW
 
-VERSION = 1
+VERSION = 2
 """Bumped whenever a summary's shape changes: older ones are then ignored and remade."""
 VISIT_GAP_MS = 30 * 60 * 1000
 """A visit is the page views of one visitor with gaps under 30 minutes."""
@@ -85,10 +85,8 @@ def _empty() -> dict[str, Any]:
     return {
         "types": Counter(),
         "mix": Counter(),
-        "pages": defaultdict(lambda: [0, 0, 0, 0, 0]),
+        "pages": defaultdict(lambda: [0, 0, 0, 0]),
         "visible": defaultdict(list),
-        "visitors": 0,
-        "visits": defaultdict(lambda: [0, 0]),
         "referrers": Counter(),
         "utm": Counter(),
         "targets": Counter(),
@@ -102,12 +100,17 @@ def _empty() -> dict[str, Any]:
 _PAGE_INDEX = {PAGEVIEW: 0, LEAVE: 1, OUTBOUND: 2, DOWNLOAD: 3}
 
 
-def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
-    """One day's rows -> {"host<SEP>bot": part}. Rows: (id, received_at text, type, url,
-    referrer, target, transport, data text, bot, visitor, browser, os, device)."""
+def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
+    """One day's rows -> {"parts": {"host<SEP>bot": counts}, "visits": {"host<SEP>bots": ...}}.
+
+    Rows: (id, received_at text, type, url, referrer, target, transport, data text, bot,
+    visitor, browser, os, device). Visits are made for each selection a report can ask for
+    (one host or all, bots left out or not), because a visit can mix hosts or bot flags in
+    data that did not come from one receiver.
+    """
     parts: dict[str, dict[str, Any]] = {}
     hosts: dict[str, str] = {}
-    views: dict[str, list[tuple[str | None, str, str, str]]] = defaultdict(list)
+    views: list[tuple[str, str, str, str, str, str]] = []
     for rid, stamp, kind, url, referrer, target, transport, data, bot, visitor, *klass in rows:
         host = hosts.get(url)
         if host is None:
@@ -131,7 +134,7 @@ def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
             if visitor is None:
                 part["no_visitor"] += 1
             else:
-                views[key].append((visitor, stamp, rid, url))
+                views.append((visitor, stamp, rid, url, host, "1" if bot else "0"))
             if browser is None and os is None and device is None:
                 part["no_class"] += 1
         elif kind == LEAVE:
@@ -144,25 +147,33 @@ def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
             part["events"][f"{kind}{SEP}{data or ''}"] += 1
         if kind in BUILTIN and data is not None and "retried" in data and is_retried(decoded):
             part["retried"] += 1
-    for key, pageviews in views.items():
-        _visits(parts[key], pageviews)
     for part in parts.values():
         for values in part["visible"].values():
             values.sort()
-    return parts
+    views.sort()
+    visits = {}
+    for host in [*sorted({view[4] for view in views}), "*"]:
+        for bots in ("0", "*"):
+            chosen = [
+                view
+                for view in views
+                if (host == "*" or view[4] == host) and (bots == "*" or view[5] == "0")
+            ]
+            if chosen:
+                visits[f"{host}{SEP}{bots}"] = _visits(chosen)
+    return {"parts": parts, "visits": visits}
 
 
-def _visits(part: dict[str, Any], pageviews: list[tuple[str | None, str, str, str]]) -> None:
-    """Visits, bounces, entry pages and distinct visitors (overall and per page) of one part."""
-    pageviews.sort()
+def _visits(pageviews: list[tuple[str, str, str, str, str, str]]) -> dict[str, Any]:
+    """Visits, bounces, entry pages and distinct visitors (overall and per page); sorted input."""
+    part: dict[str, Any] = {"visits": defaultdict(lambda: [0, 0])}
     visitors = 0
     page_visitors: dict[str, set[str]] = defaultdict(set)
     previous_visitor: str | None = None
     previous_ms = 0
     entry: str | None = None
     length = 0
-    for visitor, stamp, _, url in pageviews:
-        assert visitor is not None
+    for visitor, stamp, _, url, _, _ in pageviews:
         page_visitors[url].add(visitor)
         moment = _ms(stamp)
         if visitor != previous_visitor or moment - previous_ms >= VISIT_GAP_MS:
@@ -181,8 +192,8 @@ def _visits(part: dict[str, Any], pageviews: list[tuple[str | None, str, str, st
         counts[0] += 1
         counts[1] += length == 1
     part["visitors"] = visitors
-    for url, seen in page_visitors.items():
-        part["pages"][url][4] = len(seen)
+    part["page_visitors"] = {url: len(seen) for url, seen in page_visitors.items()}
+    return part
 
 
 def day_rows(store: Store, day: date) -> list[tuple[Any, ...]]:
@@ -202,11 +213,11 @@ def finished(day: date, today: date | None = None) -> bool:
     return day < (today or datetime.now(UTC).date()) - timedelta(days=1)
 
 
-def summaries(store: Store, days: list[date]) -> dict[date, dict[str, dict[str, Any]]]:
+def summaries(store: Store, days: list[date]) -> dict[date, dict[str, Any]]:
     """The summary of each day: stored ones loaded, the others made (and stored if finished)."""
     if not days:
         return {}
-    found: dict[date, dict[str, dict[str, Any]]] = {}
+    found: dict[date, dict[str, Any]] = {}
     for day_text, blob in store.query(
         "SELECT day, summary FROM report_days WHERE version = ? AND day >= ? AND day <= ?",
         [VERSION, min(days).isoformat(), max(days).isoformat()],
