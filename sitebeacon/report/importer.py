@@ -116,6 +116,7 @@ def import_lines(store: Store, lines: Iterable[bytes]) -> ImportResult:
     bad: list[tuple[int, str]] = []
     batch: list[Row] = []
     imported = 0
+    days: set[str] = set()
     for number, line in _numbered(lines):
         try:
             batch.append(line_row(line))
@@ -123,12 +124,16 @@ def import_lines(store: Store, lines: Iterable[bytes]) -> ImportResult:
             bad.append((number, str(error)))
             continue
         if len(batch) >= BATCH:
+            days.update(row.received_at[:10] for row in batch)
             store.add(batch)
             imported += len(batch)
             batch = []
     if batch:
+        days.update(row.received_at[:10] for row in batch)
         store.add(batch)
         imported += len(batch)
+    if days:  # the report's stored summaries of those days no longer hold
+        store.drop_summaries(sorted(days))
     return ImportResult(imported, bad)
 
 
