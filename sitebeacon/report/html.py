@@ -110,10 +110,10 @@ def daily_chart(
             }
         )
         points.append(f"{round(x + slot / 2, 1)},{y(day['previous_pageviews'])}")
-        step = max(1, math.ceil(count / 10))
+        step = max(1, math.ceil(count / 8))
         if index % step == 0:
             moment = date.fromisoformat(day["date"])
-            labels.append({"x": round(x + slot / 2, 1), "text": moment.strftime("%a %d %b")[:10]})
+            labels.append({"x": round(x + slot / 2, 1), "text": moment.strftime("%a %d %b")})
     ticks = [{"y": y(ceiling * f), "text": number(ceiling * f)} for f in (0, 0.25, 0.5, 0.75, 1)]
     return {
         "width": width,
