@@ -4,7 +4,9 @@ The same report as `sitebeacon report` for today, 7 or 30 days, plus the last fi
 re-fetched by the page every 5 s. The token is compared in constant time; a wrong or missing
 one answers 404 (as if there were no dashboard) and is logged. Reports are built in a worker
 thread and cached for a few seconds, so however many dashboards are open the event loop keeps
-serving /collect and the database sees one report per range per few seconds.
+serving /collect and the database sees one report per range per few seconds. The build runs
+in a worker process of its own (with its own store connection): a thread would hold the GIL
+for the whole build and slow the receiver's event loop down.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ import asyncio
 import hmac
 import json
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from sitebeacon.collect.stores import Store
+from sitebeacon.collect.stores import Store, open_store
 from sitebeacon.collect.types import Receive, Scope, Send
 from sitebeacon.report.aggregate import Options, Period, build_report
 from sitebeacon.report.html import render_html
 
 log = logging.getLogger("sitebeacon.dashboard")
 
-CACHE_SECONDS = 3.0
+CACHE_SECONDS = 8.0
 """How long one built report is served again (the page polls every 5 s)."""
 RANGES = {"1": 1, "7": 7, "30": 30}
 RECENT_MINUTES = 5
@@ -41,6 +46,7 @@ class Dashboard:
         self._token = token.encode()
         self._cache: dict[tuple[str, str], tuple[float, bytes]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._pool: ProcessPoolExecutor | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -74,18 +80,39 @@ class Dashboard:
             hit = self._cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
                 return hit[1]
-            body = await asyncio.get_running_loop().run_in_executor(None, self._build, days, fmt)
+            if self._pool is None:
+                # spawn: a fork of a process running uvloop and threads is not safe.
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            loop = asyncio.get_running_loop()
+            try:
+                body = await loop.run_in_executor(self._pool, build_page, self.store.url, days, fmt)
+            except BrokenProcessPool:
+                self._pool = None
+                raise
             self._cache[key] = (time.monotonic(), body)
             return body
 
-    def _build(self, days: str, fmt: str) -> bytes:
-        today = datetime.now(UTC).date()
-        period = Period(today - timedelta(days=RANGES[days] - 1), today)
-        report = build_report(self.store, period, Options())
-        report["recent"] = recent(self.store)
-        if fmt == "json":
-            return json.dumps(report, ensure_ascii=False).encode()
-        return render_html(report, live=True, days=days).encode()
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+_stores: dict[str, Store] = {}
+"""The worker process's open store, per URL (kept between builds)."""
+
+
+def build_page(url: str, days: str, fmt: str) -> bytes:
+    """In the worker process: the report for today, 7 or 30 days, plus the last minutes."""
+    store = _stores.get(url)
+    if store is None:
+        store = _stores[url] = open_store(url, create=False)
+    today = datetime.now(UTC).date()
+    period = Period(today - timedelta(days=RANGES[days] - 1), today)
+    report = build_report(store, period, Options())
+    report["recent"] = recent(store)
+    if fmt == "json":
+        return json.dumps(report, ensure_ascii=False).encode()
+    return render_html(report, live=True, days=days).encode()
 
 
 def recent(store: Store, minutes: int = RECENT_MINUTES) -> dict[str, Any]:
