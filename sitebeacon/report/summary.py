@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from sitebeacon.collect.stores import Store
-from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW
+from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW, RETRIED
 
 VERSION = 2
 """Bumped whenever a summary's shape changes: older ones are then ignored and remade."""
@@ -46,7 +46,7 @@ def visible_ms(data: Any) -> float | None:
 
 def is_retried(data: Any) -> bool:
     """`data.retried` (protocol.md): true, or a positive count, on a copy from the client queue."""
-    value = data.get("retried") if isinstance(data, dict) else None
+    value = data.get(RETRIED) if isinstance(data, dict) else None
     return value is True or (type(value) is int and value > 0)
 
 
@@ -145,7 +145,7 @@ def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
             part["targets"][SEP.join((url, kind, target or "unknown"))] += 1
         else:
             part["events"][f"{kind}{SEP}{data or ''}"] += 1
-        if kind in BUILTIN and data is not None and "retried" in data and is_retried(decoded):
+        if kind in BUILTIN and data is not None and RETRIED in data and is_retried(decoded):
             part["retried"] += 1
     for part in parts.values():
         for values in part["visible"].values():
