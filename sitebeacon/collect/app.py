@@ -34,6 +34,8 @@ from sitebeacon.errors import SitebeaconError
 from sitebeacon.protocol import CONTENT_TYPES, MAX_BODY, PING_TYPE
 
 log = logging.getLogger("sitebeacon.receiver")
+_new_meta = tuple.__new__
+"""Builds a Meta without NamedTuple's Python-level __new__/_replace (records.py does the same)."""
 
 
 class _Clock:
@@ -181,7 +183,8 @@ class Receiver:
             if meta.received_at is not now:  # the clock hands out one string per millisecond
                 meta = profile.meta = meta._replace(received_at=now)
             if self.visitors is not None:
-                meta = meta._replace(visitor=self.visitors(scope, headers))
+                visitor = self.visitors(scope, headers)
+                meta = _new_meta(Meta, (meta[0], meta[1], meta[2], meta[3], visitor, *meta[5:]))
             try:
                 if kind == PING_TYPE:
                     parsed = self._ping(headers, origin, meta)

@@ -17,6 +17,9 @@ from typing import Any
 from sitebeacon.collect.stores import Store
 from sitebeacon.errors import SitebeaconError
 
+CACHE_SIZE = 16_384
+"""Visitor ids remembered for the day (bounded: emptied when full)."""
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -52,6 +55,7 @@ class Visitors:
         self.trusted = parse_networks(trusted_proxies)
         self._day = -1
         self._salt = b""
+        self._cache: dict[tuple[Any, ...], str] = {}
 
     def salt(self) -> bytes:
         day = int(time.time() // 86400)
@@ -60,6 +64,7 @@ class Visitors:
             # and deletes the ones before yesterday.
             self._salt = self.store.daily_salt(time.strftime("%Y-%m-%d", time.gmtime(day * 86400)))
             self._day = day
+            self._cache.clear()
         return self._salt
 
     def client_address(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> bytes:
@@ -87,8 +92,30 @@ class Visitors:
         return any(ip in network for network in self.trusted)
 
     def __call__(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> str:
-        digest = hashlib.sha256(self.salt())
+        """Cached per (peer, the headers it is made of) within the day: a reader's next
+        records cost a dict lookup, not a hash (the cache is emptied with each new salt)."""
+        client = scope.get("client")
+        get = headers.get
+        key = (
+            client[0] if client else None,
+            get(b"origin"),
+            get(b"referer"),
+            get(b"host"),
+            get(b"x-forwarded-for"),
+            get(b"user-agent"),
+        )
+        day = int(time.time() // 86400)
+        if day == self._day:
+            found = self._cache.get(key)
+            if found is not None:
+                return found
+        salt = self.salt()  # a new day empties the cache
+        digest = hashlib.sha256(salt)
         digest.update(b"\0" + site_host(headers) + b"\0")
         digest.update(self.client_address(scope, headers) + b"\0")
-        digest.update(headers.get(b"user-agent") or b"")
-        return digest.hexdigest()[:16]
+        digest.update(get(b"user-agent") or b"")
+        visitor = digest.hexdigest()[:16]
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = visitor
+        return visitor
