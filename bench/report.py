@@ -309,7 +309,9 @@ def main() -> None:
         pg = os.environ["SITEBEACON_TEST_PG"]
         with open_store(pg) as store:
             store.query("SELECT 1")
-        subprocess.run(["psql", pg, "-q", "-c", "DROP TABLE IF EXISTS records, salts"], check=True)
+        subprocess.run(
+            ["psql", pg, "-q", "-c", "DROP TABLE IF EXISTS records, salts, report_days"], check=True
+        )
         start = time.perf_counter()
         subprocess.run(
             " ".join([*cli, "export", "--db", stores[0]])
