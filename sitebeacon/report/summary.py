@@ -9,6 +9,7 @@ summary when one of its rows changes, and `import` drops the days it writes into
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -18,8 +19,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from sitebeacon.collect.stores import Store
+from sitebeacon.collect.stores import Store, StoreError
 from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW, RETRIED
+
+log = logging.getLogger("sitebeacon.report")
 
 VERSION = 2
 """Bumped whenever a summary's shape changes: older ones are then ignored and remade."""
@@ -232,5 +235,8 @@ def summaries(store: Store, days: list[date]) -> dict[date, dict[str, Any]]:
         if finished(day):
             made.append((day.isoformat(), zlib.compress(orjson.dumps(summary), 6)))
     if made:
-        store.put_summaries(VERSION, made)
+        try:
+            store.put_summaries(VERSION, made)
+        except StoreError as error:  # a read-only copy, say: the report is right, only slower
+            log.warning("report summaries not kept: %s", error)
     return {day: found[day] for day in days}
