@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -24,6 +24,7 @@ BATCH = 5000
 
 _ID = re.compile(ID_PATTERN)
 _TYPE = re.compile(TYPE_PATTERN)
+_CANONICAL = re.compile(r"\d{4}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z")
 _TEXT = ("url", "referrer", "target", "transport", "content_type", "fetch_mode")
 _CLASS = ("visitor", "browser", "os", "device")
 
@@ -32,6 +33,8 @@ class ImportResult(NamedTuple):
     imported: int
     bad: list[tuple[int, str]]
     """(line number, reason) for each line left out."""
+    days: tuple[str, ...] = ()
+    """The UTC days the imported records fell on."""
 
 
 class LineError(ValueError):
@@ -75,12 +78,14 @@ def line_row(line: bytes) -> Row:
     received = record.get("received_at")
     if type(received) is not str:
         raise LineError("received_at missing")
-    try:
-        moment = datetime.fromisoformat(received.replace("Z", "+00:00"))
-    except ValueError:
-        raise LineError(f"received_at {received[:40]!r} is not an ISO time") from None
-    if moment.tzinfo is None:
-        raise LineError("received_at has no time zone")
+    if not _CANONICAL.fullmatch(received):  # as export writes it: kept as it is
+        try:
+            moment = datetime.fromisoformat(received.replace("Z", "+00:00"))
+        except ValueError:
+            raise LineError(f"received_at {received[:40]!r} is not an ISO time") from None
+        if moment.tzinfo is None:
+            raise LineError("received_at has no time zone")
+        received = iso_utc(moment)
     data = record.get("data")
     if data is not None and type(data) is not dict:
         raise LineError("data is not an object")
@@ -92,7 +97,7 @@ def line_row(line: bytes) -> Row:
     assert url is not None
     return Row(
         id=record_id,
-        received_at=iso_utc(moment),
+        received_at=received,
         type=kind,
         url=url,
         referrer=texts["referrer"],
@@ -134,7 +139,7 @@ def import_lines(store: Store, lines: Iterable[bytes]) -> ImportResult:
         imported += len(batch)
     if days:  # the report's stored summaries of those days no longer hold
         store.drop_summaries(sorted(days))
-    return ImportResult(imported, bad)
+    return ImportResult(imported, bad, tuple(sorted(days)))
 
 
 def _numbered(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -144,8 +149,15 @@ def _numbered(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 
 
 def import_file(db_url: str, lines: Iterable[bytes]) -> ImportResult:
+    """Import, then sum up the finished days it wrote into for the report (report/summary.py),
+    so the first report after an import merges instead of reading every row."""
+    from sitebeacon.report.summary import finished, summaries
+
     store = open_store(db_url)
     try:
-        return import_lines(store, lines)
+        result = import_lines(store, lines)
+        days = [date.fromisoformat(day) for day in result.days]
+        summaries(store, [day for day in days if finished(day)])
+        return result
     finally:
         store.close()
