@@ -166,6 +166,9 @@ def test_cli_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> Non
     assert f"line {len(ROWS) + 1}: not JSON" in result.stderr
     assert "Traceback" not in result.stderr
     assert exported(target) == exported(source)
+    with open_store(target) as store:  # the finished days it wrote into are summed up already
+        days = store.query("SELECT day FROM report_days ORDER BY day")
+    assert days == [("2024-05-01",), ("2024-05-02",)]
     piped = subprocess.run(
         [
             sys.executable,
