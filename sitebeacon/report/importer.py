@@ -130,12 +130,12 @@ def import_lines(store: Store, lines: Iterable[bytes]) -> ImportResult:
             continue
         if len(batch) >= BATCH:
             days.update(row.received_at[:10] for row in batch)
-            store.add(batch)
+            store.add_bulk(batch)
             imported += len(batch)
             batch = []
     if batch:
         days.update(row.received_at[:10] for row in batch)
-        store.add(batch)
+        store.add_bulk(batch)
         imported += len(batch)
     if days:  # the report's stored summaries of those days no longer hold
         store.drop_summaries(sorted(days))

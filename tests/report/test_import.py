@@ -111,8 +111,8 @@ def test_round_trip_sqlite_to_each_store(tmp_path: Path, store_url: str) -> None
     assert exported(back) == text
 
 
-def test_dedup_bad_lines_and_old_lines(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+def test_dedup_bad_lines_and_old_lines(store_url: str) -> None:
+    url = store_url
     old = {  # as export wrote it before visitor and client class existed
         "id": "old1",
         "received_at": "2024-04-01T00:00:00.000Z",
@@ -137,6 +137,7 @@ def test_dedup_bad_lines_and_old_lines(tmp_path: Path) -> None:
         json.dumps(old),  # the same id again: no second row
         json.dumps({**old, "id": "old2", "data": [1]}),
         json.dumps({**old, "id": "old3"}),
+        json.dumps({**old, "seq": 2, "data": {"final": True}}),  # a later copy: its figures win
     ]
     with open_store(url) as store:
         result = import_lines(store, [line.encode() for line in lines])
@@ -145,6 +146,7 @@ def test_dedup_bad_lines_and_old_lines(tmp_path: Path) -> None:
     assert "received_at" in result.bad[2][1]
     assert [r["id"] for r in records] == ["old1", "old3"]
     assert records[0]["visitor"] is None and records[0]["browser"] is None
+    assert (records[0]["seq"], records[0]["data"]) == (2, {"final": True})
 
 
 def test_cli_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:

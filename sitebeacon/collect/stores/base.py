@@ -85,6 +85,10 @@ class Store(ABC):
     def count(self) -> int:
         """How many rows are stored."""
 
+    def add_bulk(self, rows: Sequence[Row]) -> None:
+        """`add` for many rows at once (import); a store may have a faster way."""
+        self.add(rows)
+
     @abstractmethod
     def daily_salt(self, day: str) -> bytes:
         """The visitor salt of UTC `day` (YYYY-MM-DD): made once, shared by every receiver of

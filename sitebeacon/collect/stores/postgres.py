@@ -125,6 +125,36 @@ class PostgresStore(Store):
             for values in cursor:
                 yield row_dict(values)
 
+    def add_bulk(self, rows: Sequence[Row]) -> None:
+        """COPY into a temporary table, then one upserting INSERT: faster than
+        `executemany` for an import. A repeated id within `rows` keeps its highest seq (one
+        INSERT may not touch a row twice)."""
+        assert psycopg is not None
+        kept: dict[str, tuple[int, Row]] = {}
+        for order, row in enumerate(rows):
+            held = kept.get(row.id)
+            if held is None or row.seq > held[1].seq:
+                kept[row.id] = (held[0] if held else order, row)
+        columns = ", ".join(COLUMNS)
+        with self._lock:
+            try:
+                if self._db.closed or self._db.broken:
+                    self._db = self._connect()
+                with self._db.transaction(), self._db.cursor() as cursor:
+                    cursor.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS import_rows ON COMMIT DELETE ROWS AS"
+                        f" SELECT 0::bigint AS k, {columns} FROM records WITH NO DATA"
+                    )
+                    with cursor.copy(f"COPY import_rows (k, {columns}) FROM STDIN") as copy:
+                        for order, row in sorted(kept.values()):
+                            copy.write_row((order, *row))
+                    cursor.execute(
+                        f"INSERT INTO records ({columns}) SELECT {columns} FROM import_rows"
+                        f" ORDER BY k{UPSERT_TAIL}"
+                    )
+            except (psycopg.Error, SitebeaconError) as error:
+                raise StoreError(f"PostgreSQL write failed: {error}") from error
+
     def daily_salt(self, day: str) -> bytes:
         assert psycopg is not None
         with self._lock:
