@@ -121,19 +121,31 @@ def median_of_runs(runs: Iterable[list[float]]) -> float | None:
 
 
 def _kth(lists: list[list[float]], rank: int) -> float:
-    """The value of 0-based `rank` among every value of the sorted lists."""
+    """The value of 0-based `rank` among every value of the sorted lists.
+
+    Bisects the value range, narrowing each list to its values inside the range, until few
+    values are left: those are sorted and the answer read off (exact; no interpolation)."""
     low = min(run[0] for run in lists) - 1.0  # no value at or below it
     high = float(max(run[-1] for run in lists))  # every value at or below it
-    for _ in range(200):
+    below = 0  # values at or below `low`
+    active = [(run, 0, len(run)) for run in lists]  # values in (low, high]
+    while sum(end - start for _, start, end in active) > 4096:
         middle = (low + high) / 2
         if not low < middle < high:
             break  # adjacent floats: no value lies strictly between
-        if sum(bisect.bisect_right(run, middle) for run in lists) > rank:
+        cuts = [
+            (run, start, bisect.bisect_right(run, middle, start, end), end)
+            for run, start, end in active
+        ]
+        at_or_below = below + sum(cut - start for _, start, cut, _ in cuts)
+        if at_or_below > rank:
             high = middle
+            active = [(run, start, cut) for run, start, cut, _ in cuts if cut > start]
         else:
-            low = middle
-    # The wanted value is the smallest stored value above `low`.
-    return min(run[index] for run in lists if (index := bisect.bisect_right(run, low)) < len(run))
+            low, below = middle, at_or_below
+            active = [(run, cut, end) for run, _, cut, end in cuts if end > cut]
+    rest = sorted(value for run, start, end in active for value in run[start:end])
+    return rest[rank - below]
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -315,8 +327,7 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
     site_hosts = {host_of(url) for url in total["pages"]}
     referrers: Counter[str] = Counter()
     direct = internal = 0
-    for referrer, count in total["referrers"].items():
-        host = host_of(referrer)
+    for host, count in total["referrers"].items():
         if not host:
             direct += count
         elif host in site_hosts:

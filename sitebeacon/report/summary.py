@@ -24,7 +24,7 @@ from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW, RETRIED
 
 log = logging.getLogger("sitebeacon.report")
 
-VERSION = 2
+VERSION = 3
 """Bumped whenever a summary's shape changes: older ones are then ignored and remade."""
 VISIT_GAP_MS = 30 * 60 * 1000
 """A visit is the page views of one visitor with gaps under 30 minutes."""
@@ -130,7 +130,10 @@ def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
             part["pages"][url][slot] += 1
         decoded = orjson.loads(data) if data is not None else None
         if kind == PAGEVIEW:
-            part["referrers"][referrer or ""] += 1
+            referrer_host = hosts.get(referrer) if referrer else ""
+            if referrer_host is None:
+                referrer_host = hosts[referrer] = host_of(referrer)
+            part["referrers"][referrer_host] += 1  # by host: all the report shows
             fields = utm_of(url)
             if fields is not None:
                 part["utm"][SEP.join(fields)] += 1
