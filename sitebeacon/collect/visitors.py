@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sitebeacon.collect.stores import Store
+from sitebeacon.collect.stores import Store, StoreError
 from sitebeacon.errors import SitebeaconError
+
+log = logging.getLogger("sitebeacon.receiver")
 
 CACHE_SIZE = 16_384
 """Visitor ids remembered for the day (bounded: emptied when full)."""
@@ -56,16 +59,30 @@ class Visitors:
         self._day = -1
         self._salt = b""
         self._cache: dict[tuple[Any, ...], str] = {}
+        self._retry_at = 0.0
 
-    def salt(self) -> bytes:
+    def salt(self) -> bytes | None:
+        """Today's salt, or None while the store cannot give one (then records are stored
+        without a visitor id, and the store is asked again at most every 10 s)."""
         day = int(time.time() // 86400)
+        if day != self._day:
+            if time.monotonic() < self._retry_at:
+                return None
+            try:
+                self._fetch(day)
+            except StoreError as error:
+                log.warning("no visitor salt for today (visitor ids left out): %s", error)
+                self._retry_at = time.monotonic() + 10
+                return None
+        return self._salt
+
+    def _fetch(self, day: int) -> None:
         if day != self._day:
             # Once a UTC day: the store makes (or hands out another receiver's) salt for today
             # and deletes the ones before yesterday.
             self._salt = self.store.daily_salt(time.strftime("%Y-%m-%d", time.gmtime(day * 86400)))
             self._day = day
             self._cache.clear()
-        return self._salt
 
     def client_address(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> bytes:
         """The peer's address; behind a trusted proxy, the last X-Forwarded-For hop it did not
@@ -91,7 +108,7 @@ class Visitors:
             return False
         return any(ip in network for network in self.trusted)
 
-    def __call__(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> str:
+    def __call__(self, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> str | None:
         """Cached per (peer, the headers it is made of) within the day: a reader's next
         records cost a dict lookup, not a hash (the cache is emptied with each new salt)."""
         client = scope.get("client")
@@ -110,6 +127,8 @@ class Visitors:
             if found is not None:
                 return found
         salt = self.salt()  # a new day empties the cache
+        if salt is None:
+            return None
         digest = hashlib.sha256(salt)
         digest.update(b"\0" + site_host(headers) + b"\0")
         digest.update(self.client_address(scope, headers) + b"\0")

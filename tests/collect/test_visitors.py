@@ -3,6 +3,7 @@ uvicorn, real stores), the salt's life in the store, and the migration of an old
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 import time
@@ -13,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from sitebeacon.collect.app import create_app
 from sitebeacon.collect.client_class import ClientClassifier
 from sitebeacon.collect.server import running_receiver
-from sitebeacon.collect.stores import open_store
+from sitebeacon.collect.stores import StoreError, open_store
+from sitebeacon.collect.stores.sqlite import SQLiteStore
 from sitebeacon.errors import SitebeaconError
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -159,3 +162,32 @@ def test_old_database_gets_the_new_columns(tmp_path: Path) -> None:
     rows = by_id(url)
     assert rows["old"]["visitor"] is None and rows["old"]["browser"] is None
     assert rows["new"]["visitor"] is not None and rows["new"]["browser"] == "Firefox 128"
+
+
+class NoSaltStore(SQLiteStore):
+    """A real SQLite store that cannot hand out a salt (its salts table is unwritable)."""
+
+    def daily_salt(self, day: str) -> bytes:
+        raise StoreError("database is locked")
+
+
+def test_no_salt_stores_the_record_without_a_visitor(tmp_path: Path) -> None:
+    store = NoSaltStore(tmp_path / "s.db", "sqlite:///s.db")
+    app = create_app(store)
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = '{"v":1,"id":"n1","type":"pageview","url":"https://site.example/"}'
+            return await client.post(
+                "/collect",
+                content=body,
+                headers={"Content-Type": "text/plain", "User-Agent": FIREFOX},
+            )
+
+    answer = asyncio.run(post())
+    app.close()
+    records = store.records()
+    store.close()
+    assert answer.status_code == 204
+    assert records[0]["visitor"] is None and records[0]["browser"] == "Firefox 128"
