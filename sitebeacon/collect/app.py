@@ -234,8 +234,13 @@ class Receiver:
             await send({"type": "websocket.close", "code": 1003})
 
     def close(self) -> None:
-        """Stop accepting rows and commit every row already accepted (idempotent)."""
+        """Stop accepting rows and commit every row already accepted (idempotent); close the
+        mounted apps that have a `close` (the dashboard's worker process)."""
         self.writer.close()
+        for mounted in self.mounts.values():
+            close = getattr(mounted, "close", None)
+            if close is not None:
+                close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -94,7 +94,8 @@ class Dashboard:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 _stores: dict[str, Store] = {}
