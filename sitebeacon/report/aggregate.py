@@ -129,7 +129,7 @@ def _kth(lists: list[list[float]], rank: int) -> float:
     high = float(max(run[-1] for run in lists))  # every value at or below it
     below = 0  # values at or below `low`
     active = [(run, 0, len(run)) for run in lists]  # values in (low, high]
-    while sum(end - start for _, start, end in active) > 4096:
+    while sum(end - start for _, start, end in active) > 65_536:
         middle = (low + high) / 2
         if not low < middle < high:
             break  # adjacent floats: no value lies strictly between
