@@ -36,7 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,7 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def serve_baseline(kind: str, port: int) -> None:
+def serve_baseline(kind: str, port: int, db: str | None = None) -> None:
     from sitebeacon.collect.app import create_app
     from sitebeacon.collect.server import bind_socket, run_server
     from sitebeacon.collect.stores import Store
@@ -152,9 +154,32 @@ def serve_baseline(kind: str, port: int) -> None:
         def count(self) -> int:
             return 0
 
+        def daily_salt(self, day: str) -> bytes:
+            return bytes(32)
+
+        def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+            return []
+
+        def put_summaries(self, version: int, summaries: Any) -> None:
+            pass
+
+        def drop_summaries(self, days: Any) -> None:
+            pass
+
         def close(self) -> None:
             pass
 
+    if kind == "stored-plain":  # `sitebeacon receive` as it was before visitors/client class
+        from sitebeacon.collect.stores import open_store
+
+        store = open_store(f"sqlite:///{db}")
+        plain = create_app(store, visitors=False, client_class=False)
+        try:
+            run_server(plain, bind_socket("127.0.0.1", port))
+        finally:
+            plain.close()
+            store.close()
+        return
     app: Any = bare_app if kind == "bare" else create_app(DiscardStore())
     run_server(app, bind_socket("127.0.0.1", port))
 
@@ -186,8 +211,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+DASHBOARD_TOKEN = "bench-token"
+
+
 def start(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    if server == "stored":
+    if server in ("stored", "dash"):
         command = [
             sys.executable,
             "-m",
@@ -198,11 +226,26 @@ def start(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
             "--db",
             f"sqlite:///{workdir / 'bench.db'}",
         ]
+        if server == "dash":
+            command += ["--dashboard-token", DASHBOARD_TOKEN]
+    elif server == "plain":
+        command = [sys.executable, __file__, "--serve", "stored-plain", "--port", str(port)]
+        command += ["--db", str(workdir / "bench.db")]
     else:
         command = [sys.executable, __file__, "--serve", server, "--port", str(port)]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     wait_listening(port, process)
     return process
+
+
+def poll_dashboard(port: int, stop: threading.Event) -> None:
+    url = f"http://127.0.0.1:{port}/dashboard?token={DASHBOARD_TOKEN}&days=1"
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                answer.read()
+        except OSError:
+            pass
 
 
 def wrk(port: int, script: Path, args: argparse.Namespace, seconds: float) -> dict[str, int]:
@@ -237,12 +280,24 @@ def main() -> None:
         default="sequential",
         help="how the record ids wrk sends are made (default: sequential)",
     )
-    parser.add_argument("--serve", choices=["bare", "parse"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="also run `plain` (no visitors, no client class: the receiver before the report)"
+        " and `dash` (stored, with the dashboard open and polled every second)",
+    )
+    parser.add_argument(
+        "--serve", choices=["bare", "parse", "stored-plain"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve_baseline(args.serve, args.port)
+        serve_baseline(args.serve, args.port, args.db)
         return
+    global SERVERS
+    if args.report:
+        SERVERS = ("bare", "parse", "plain", "stored", "dash")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
@@ -306,6 +361,13 @@ def main() -> None:
     )
     print(f"204 answers {answered}, rows {rows}, records answered 204 but missing: {lost_total}")
     other = sum(run.other for server in SERVERS for run in runs[server])
+    if args.report:
+        for name, over in (("stored / plain", "plain"), ("dash / stored", "stored")):
+            within = [
+                now.rate / then.rate
+                for now, then in zip(runs[name.split(" / ")[0]], runs[over], strict=True)
+            ]
+            print(f"{name}: {statistics.median(within):.0%} (median of per-round ratios)")
     if lost_total or other:
         raise SystemExit(f"FAILED: {lost_total} accepted records missing, {other} non-204 answers")
 
@@ -314,12 +376,16 @@ def one_run(server: str, args: argparse.Namespace, script: Path, warm_script: Pa
     workdir = Path(tempfile.mkdtemp(prefix="sitebeacon-bench-"))
     port = free_port()
     process = start(server, port, workdir)
+    stop = threading.Event()
     try:
         warm = wrk(port, warm_script, args, 1)
+        if server == "dash":  # the dashboard open in a browser polls; here, every second
+            threading.Thread(target=poll_dashboard, args=(port, stop), daemon=True).start()
         before = cpu_seconds(process.pid)
         figures = wrk(port, script, args, args.duration)
         cpu = cpu_seconds(process.pid) - before
     finally:
+        stop.set()
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=120)
     if code != 0:
@@ -334,7 +400,7 @@ def one_run(server: str, args: argparse.Namespace, script: Path, warm_script: Pa
         seconds=figures["duration"] / 1e6,
         cpu_us_per_request=cpu / max(1, figures["ok"]) * 1e6,
     )
-    if server == "stored":
+    if server in ("stored", "plain", "dash"):
         db = sqlite3.connect(workdir / "bench.db")
         (rows,) = db.execute(
             "SELECT count(*) FROM records WHERE url LIKE 'https://site.example/%'"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sitebeacon import __version__
 from sitebeacon.config import Config, load_config
@@ -67,6 +69,16 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
     if args.max_connections is not None and args.max_connections < 1:
         raise SitebeaconError(f"--max-connections must be at least 1, not {args.max_connections}")
+    options: dict[str, Any] = {
+        "visitors": not args.no_visitors,
+        "trusted_proxies": [cidr for group in args.trusted_proxy for cidr in group],
+    }
+    token = args.dashboard_token or os.environ.get("SITEBEACON_DASHBOARD_TOKEN") or None
+    if token is not None:
+        # Composed here, so collect never imports report: the receiver only knows "mounts".
+        from sitebeacon.report.dashboard import Dashboard
+
+        options["mounts_for"] = lambda store: {"/dashboard": Dashboard(store, token)}
     serve(
         db_url=args.db,
         host=args.host,
@@ -75,8 +87,45 @@ def cmd_receive(args: argparse.Namespace) -> int:
         allow_origins=list(args.allow_origin),
         site_dir=Path(args.site) if args.site else None,
         max_connections=args.max_connections,
+        **options,
     )
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sitebeacon.report.render import write_report
+
+    write_report(
+        args.db,
+        output=args.output,
+        since=args.since,
+        until=args.until,
+        fmt=args.format,
+        include_bots=args.include_bots,
+        site=args.site,
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from sitebeacon.report.importer import import_file
+
+    if args.file == "-":
+        result = import_file(args.db, sys.stdin.buffer)
+    else:
+        try:
+            with open(args.file, "rb") as lines:
+                result = import_file(args.db, lines)
+        except OSError as error:
+            raise SitebeaconError(f"cannot read {args.file}: {error.strerror}") from None
+    for number, reason in result.bad:
+        print(f"sitebeacon: line {number}: {reason}", file=sys.stderr)
+    print(
+        f"sitebeacon: imported {result.imported} records"
+        + (f", {len(result.bad)} bad lines left out" if result.bad else ""),
+        file=sys.stderr,
+    )
+    return 1 if result.bad else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -158,11 +207,47 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="connections at once; beyond: 503 with Retry-After (default 10000, or the fd limit)",
     )
+    receive.add_argument(
+        "--dashboard-token",
+        metavar="TOKEN",
+        help="serve the live dashboard at /dashboard?token=TOKEN (or $SITEBEACON_DASHBOARD_TOKEN)",
+    )
+    receive.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        nargs="+",
+        help="take the client address from X-Forwarded-For when the peer is in CIDR",
+    )
+    receive.add_argument(
+        "--no-visitors", action="store_true", help="store no daily visitor id (no unique visitors)"
+    )
     receive.set_defaults(func=cmd_receive)
 
     export = add("export", "write every stored record as JSON lines")
     export.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")
     export.set_defaults(func=cmd_export)
+
+    report = add("report", "the report for a period: one self-contained HTML file, JSON or CSV")
+    report.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="default report.html (json: stdout; csv: report-csv/)",
+    )
+    report.add_argument("--since", metavar="YYYY-MM-DD", help="first day (default: 30 days ago)")
+    report.add_argument("--until", metavar="YYYY-MM-DD", help="last day (default: today, UTC)")
+    report.add_argument("--format", choices=["html", "json", "csv"], default="html")
+    report.add_argument("--include-bots", action="store_true")
+    report.add_argument("--site", metavar="HOST", help="only pages of this host")
+    report.set_defaults(func=cmd_report)
+
+    load = add("import", "read JSON lines as export writes them into a store (dedup by id)")
+    load.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")
+    load.add_argument("file", metavar="FILE|-")
+    load.set_defaults(func=cmd_import)
 
     stats = add("stats", "page views, leaves, outbound clicks and the transport mix")
     stats.add_argument("--db", default="sqlite:///sitebeacon.db", metavar="URL")

@@ -30,6 +30,9 @@ OUTBOUND = "outbound"
 CUSTOM = "custom"
 DOWNLOAD = "download"
 EVENTS = (PAGEVIEW, LEAVE, OUTBOUND, CUSTOM, DOWNLOAD)
+RETRIED = "retried"
+"""`data.retried`: `true` (or the count of earlier failed sends, ≥ 1) on a copy the client sent
+again from its queue of records that failed; absent on a first send. The report counts them."""
 """What the client can be configured to send (`custom` sends types named by the page)."""
 
 CLIENT_TRANSPORTS = ("fetchlater", "beacon", "keepalive")

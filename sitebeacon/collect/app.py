@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from sitebeacon.collect.answers import CLOSE, EMPTY_BODY, JSON, answer, header_text, remember
+from sitebeacon.collect.client_class import ClientClassifier
 from sitebeacon.collect.limits import MAX_BUFFERED, RETRY_AFTER
 from sitebeacon.collect.origins import OriginPolicy
 from sitebeacon.collect.records import (
@@ -28,11 +29,14 @@ from sitebeacon.collect.records import (
 )
 from sitebeacon.collect.stores import Store, StoreError
 from sitebeacon.collect.types import ASGIApp, Headers, Meta, Receive, Scope, Send
+from sitebeacon.collect.visitors import Visitors
 from sitebeacon.collect.writer import GroupCommitWriter
 from sitebeacon.errors import SitebeaconError
 from sitebeacon.protocol import CONTENT_TYPES, MAX_BODY, PING_TYPE
 
 log = logging.getLogger("sitebeacon.receiver")
+_new_meta = tuple.__new__
+"""Builds a Meta without NamedTuple's Python-level __new__/_replace (records.py does the same)."""
 
 
 class _Overbooked(Exception):
@@ -63,15 +67,26 @@ class _Profile:
     __slots__ = ("kind", "meta")
 
     def __init__(
-        self, content_type: bytes | None, agent: bytes | None, fetch_mode: bytes | None
+        self,
+        content_type: bytes | None,
+        agent: bytes | None,
+        fetch_mode: bytes | None,
+        classify: ClientClassifier | None = None,
     ) -> None:
         content_text = header_text(content_type, 128) if content_type is not None else None
         self.kind = media_type(content_text)
+        agent_text = header_text(agent, 512) if agent is not None else None
+        bot = is_bot(agent_text) if agent_text is not None else True
+        browser, os, device = classify(agent_text, bot) if classify else (None, None, None)
         self.meta = Meta(
             "",
             content_text,
             header_text(fetch_mode, 32) if fetch_mode is not None else None,
-            is_bot(header_text(agent, 512)) if agent is not None else True,
+            bot,
+            None,
+            browser,
+            os,
+            device,
         )
 
 
@@ -85,8 +100,19 @@ class Receiver:
         path: str = "/collect",
         allow_origins: Iterable[str] = (),
         site_dir: Path | None = None,
+        visitors: bool = True,
+        trusted_proxies: Iterable[str] = (),
+        client_class: bool = True,
+        mounts: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self.store = store
+        # Computed once per request (visitor) or once per User-Agent (client class): the only
+        # two additions to the collect path for the reports (docs in visitors.py, client_class.py).
+        self.visitors = Visitors(store, trusted_proxies) if visitors else None
+        self.classify = ClientClassifier() if client_class else None
+        # Other ASGI apps by path prefix (the CLI mounts report's dashboard here, so collect
+        # never imports report).
+        self.mounts = dict(mounts or {})
         self.path = path
         self.writer = GroupCommitWriter(store)
         self.origins = OriginPolicy(allow_origins)
@@ -130,7 +156,7 @@ class Receiver:
             )
             profile = self._profiles.get(key)
             if profile is None:
-                profile = _Profile(*key)
+                profile = _Profile(*key, self.classify)
                 remember(self._profiles, key, profile)
             kind = profile.kind
             if kind not in CONTENT_TYPES:
@@ -170,6 +196,9 @@ class Receiver:
             meta = profile.meta
             if meta.received_at is not now:  # the clock hands out one string per millisecond
                 meta = profile.meta = meta._replace(received_at=now)
+            if self.visitors is not None:
+                visitor = self.visitors(scope, headers)
+                meta = _new_meta(Meta, (meta[0], meta[1], meta[2], meta[3], visitor, *meta[5:]))
             try:
                 if kind == PING_TYPE:
                     parsed = self._ping(headers, origin, meta)
@@ -205,6 +234,10 @@ class Receiver:
         """Everything but the collect path: the site (if served), lifespan, websockets."""
         kind = scope["type"]
         if kind == "http":
+            for prefix, mounted in self.mounts.items():
+                if scope["path"] == prefix or scope["path"].startswith(prefix + "/"):
+                    await mounted(scope, receive, send)
+                    return
             if self.static is not None:
                 await self.static(scope, receive, send)
             else:
@@ -215,8 +248,13 @@ class Receiver:
             await send({"type": "websocket.close", "code": 1003})
 
     def close(self) -> None:
-        """Stop accepting rows and commit every row already accepted (idempotent)."""
+        """Stop accepting rows and commit every row already accepted (idempotent); close the
+        mounted apps that have a `close` (the dashboard's worker process)."""
         self.writer.close()
+        for mounted in self.mounts.values():
+            close = getattr(mounted, "close", None)
+            if close is not None:
+                close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -274,6 +312,19 @@ def create_app(
     path: str = "/collect",
     allow_origins: Iterable[str] = (),
     site_dir: Path | None = None,
+    visitors: bool = True,
+    trusted_proxies: Iterable[str] = (),
+    client_class: bool = True,
+    mounts: Mapping[str, ASGIApp] | None = None,
 ) -> Receiver:
     """The receiver as an ASGI app; with `site_dir`, it also serves that site (same origin)."""
-    return Receiver(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
+    return Receiver(
+        store,
+        path=path,
+        allow_origins=allow_origins,
+        site_dir=site_dir,
+        visitors=visitors,
+        trusted_proxies=trusted_proxies,
+        client_class=client_class,
+        mounts=mounts,
+    )

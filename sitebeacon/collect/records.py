@@ -57,6 +57,12 @@ _BOT_WORDS = (
     "monitor",
     "pingdom",
     "uptime",
+    # Link-preview and feed fetchers that crawlerdetect caught and the words above did not
+    # (bench/bots.py); crawlerdetect itself costs ~1 ms a new User-Agent, too much here.
+    "fetcher",
+    "feedly",
+    "whatsapp/",
+    "mastodon/",
 )
 _bot_cache: dict[str, bool] = {}
 _new_tuple = tuple.__new__
@@ -157,6 +163,10 @@ def ping_row(ping_from: str | None, ping_to: str | None, meta: Meta) -> Row:
         ts=None,
         data=None,
         bot=meta.bot,
+        visitor=meta.visitor,
+        browser=meta.browser,
+        os=meta.os,
+        device=meta.device,
     )
 
 
@@ -364,6 +374,10 @@ def check_record(record: Any, meta: Meta) -> Row:
             ts,
             data,
             meta.bot,
+            meta.visitor,
+            meta.browser,
+            meta.os,
+            meta.device,
         ),
     )
     return row

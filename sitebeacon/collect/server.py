@@ -196,6 +196,13 @@ def _cut_off_some(loop: asyncio.AbstractEventLoop, late: list[GuardedHttpToolsPr
         loop.call_soon(_cut_off_some, loop, late[CUT_OFF_PER_TURN:])
 
 
+def _mount(store: Any, app_options: dict[str, Any]) -> None:
+    """Turn `mounts_for(store) -> {prefix: app}` into `mounts` once the store is open."""
+    mounts_for = app_options.pop("mounts_for", None)
+    if mounts_for is not None:
+        app_options["mounts"] = {**app_options.get("mounts", {}), **mounts_for(store)}
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind before serving, so a busy port is a clear error and port 0 yields a known port."""
     try:
@@ -252,13 +259,21 @@ def serve(
     allow_origins: Iterable[str],
     site_dir: Path | None,
     max_connections: int | None = None,
+    **app_options: Any,
 ) -> None:
-    """Run until SIGTERM/SIGINT; then stop accepting, commit everything accepted, and return."""
+    """Run until SIGTERM/SIGINT; then stop accepting, commit everything accepted, and return.
+
+    `app_options` go to `create_app` (visitors, trusted_proxies, mounts...); a callable
+    `mounts_for(store)` builds mounts that need the open store (the dashboard).
+    """
     logging.basicConfig(level=logging.WARNING, format="sitebeacon: %(message)s")
     raise_fd_limit()  # every connection holds a file descriptor
     store = open_store(db_url)
     try:
-        app = create_app(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
+        _mount(store, app_options)
+        app = create_app(
+            store, path=path, allow_origins=allow_origins, site_dir=site_dir, **app_options
+        )
         try:
             sock = bind_socket(host, port)
             base = _base_url(sock, host)
@@ -286,6 +301,7 @@ def running_receiver(
     allow_origins: Iterable[str] = (),
     site_dir: Path | None = None,
     max_connections: int | None = None,
+    **app_options: Any,
 ) -> Iterator[str]:
     """A receiver on a background thread for tests and `verify`: yields `http://host:port`.
 
@@ -296,7 +312,10 @@ def running_receiver(
 
     store = open_store(db_url)
     try:
-        app = create_app(store, path=path, allow_origins=allow_origins, site_dir=site_dir)
+        _mount(store, app_options)
+        app = create_app(
+            store, path=path, allow_origins=allow_origins, site_dir=site_dir, **app_options
+        )
         sock = bind_socket(host, port)
         server = uvicorn.Server(uvicorn_config(app, max_connections=max_connections))
         thread = threading.Thread(

@@ -33,6 +33,13 @@ class Row(NamedTuple):
     ts: int | None
     data: str | None
     bot: bool
+    visitor: str | None = None
+    """Daily-salted hash (collect/visitors.py); never the address or the User-Agent itself."""
+    browser: str | None = None
+    """Coarse client class from the User-Agent (collect/client_class.py): `Firefox 128`."""
+    os: str | None = None
+    device: str | None = None
+    """`desktop`, `mobile`, `tablet` or `bot`."""
 
 
 class Meta(NamedTuple):
@@ -42,3 +49,7 @@ class Meta(NamedTuple):
     content_type: str | None
     fetch_mode: str | None
     bot: bool
+    visitor: str | None = None
+    browser: str | None = None
+    os: str | None = None
+    device: str | None = None

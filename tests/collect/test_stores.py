@@ -50,6 +50,10 @@ def test_round_trip_keeps_every_field(store_url: str) -> None:
                     bot=True,
                     type="leave",
                     url="https://a/ünï😀",
+                    visitor="0123456789abcdef",
+                    browser="Firefox 128",
+                    os="Linux",
+                    device="desktop",
                 ),
                 row("b", target="https://out/", transport=None, fetch_mode=None, content_type=None),
             ]
@@ -71,6 +75,10 @@ def test_round_trip_keeps_every_field(store_url: str) -> None:
         "ts": 1_700_000_000_000,
         "data": {"visible_ms": 5},
         "bot": True,
+        "visitor": "0123456789abcdef",
+        "browser": "Firefox 128",
+        "os": "Linux",
+        "device": "desktop",
     }
     assert (second["id"], second["target"], second["transport"], second["data"]) == (
         "b",

@@ -24,6 +24,26 @@ UPSERT_TAIL = (
 )
 
 
+NEW_COLUMNS = ("visitor", "browser", "os", "device")
+"""Columns added after the first schema: a database that lacks them gets them on open."""
+
+SALT_SCHEMA = "CREATE TABLE IF NOT EXISTS salts (day TEXT PRIMARY KEY, salt TEXT NOT NULL)"
+ROLLUP_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS report_days"
+    " (day TEXT NOT NULL, version INTEGER NOT NULL, summary {blob} NOT NULL,"
+    " PRIMARY KEY (day, version))"
+)
+"""The report's exact daily summaries of finished days (report/rollup.py); a trigger deletes a
+day's summary when one of its rows changes (a leave re-sent with a higher seq, days later)."""
+
+
+def previous_day(day: str) -> str:
+    """`2024-05-01` -> `2024-04-30`."""
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
 class StoreError(Exception):
     """The store failed for a reason of its own (disk, server): the receiver answers 503."""
 
@@ -48,6 +68,8 @@ class Store(ABC):
     """What the receiver and the reports need from a database."""
 
     url: str
+    dialect = "sqlite"
+    """Which SQL the reports speak to it: `sqlite` or `postgres`."""
     slow_writes = True
     """Whether `add` may wait (on a network, a lock): then it never runs on the event loop."""
 
@@ -68,6 +90,27 @@ class Store(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many rows are stored."""
+
+    def add_bulk(self, rows: Sequence[Row]) -> None:
+        """`add` for many rows at once (import); a store may have a faster way."""
+        self.add(rows)
+
+    @abstractmethod
+    def daily_salt(self, day: str) -> bytes:
+        """The visitor salt of UTC `day` (YYYY-MM-DD): made once, shared by every receiver of
+        the store; salts of days before the previous one are deleted here (visitors.py)."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query (the reports) on a connection of its own; `?` placeholders."""
+
+    @abstractmethod
+    def put_summaries(self, version: int, summaries: Sequence[tuple[str, bytes]]) -> None:
+        """Store (day, summary) pairs (replacing any of the same day and version)."""
+
+    @abstractmethod
+    def drop_summaries(self, days: Sequence[str]) -> None:
+        """Forget the summaries of `days` (import does, for the days it wrote into)."""
 
     @abstractmethod
     def close(self) -> None:

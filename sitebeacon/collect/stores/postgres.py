@@ -6,12 +6,22 @@ unique index is in the database, not in any one process.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sitebeacon.collect.stores.base import COLUMNS, UPSERT_TAIL, Store, StoreError, row_dict
+from sitebeacon.collect.stores.base import (
+    COLUMNS,
+    ROLLUP_SCHEMA,
+    SALT_SCHEMA,
+    UPSERT_TAIL,
+    Store,
+    StoreError,
+    previous_day,
+    row_dict,
+)
 from sitebeacon.collect.types import Row
 from sitebeacon.errors import SitebeaconError
 
@@ -35,8 +45,28 @@ CREATE TABLE IF NOT EXISTS records (
     seq BIGINT NOT NULL DEFAULT 0,
     ts BIGINT,
     data TEXT,
-    bot BOOLEAN NOT NULL DEFAULT FALSE
-)
+    bot BOOLEAN NOT NULL DEFAULT FALSE,
+    visitor TEXT,
+    browser TEXT,
+    os TEXT,
+    device TEXT
+);
+ALTER TABLE records ADD COLUMN IF NOT EXISTS visitor TEXT;
+ALTER TABLE records ADD COLUMN IF NOT EXISTS browser TEXT;
+ALTER TABLE records ADD COLUMN IF NOT EXISTS os TEXT;
+ALTER TABLE records ADD COLUMN IF NOT EXISTS device TEXT;
+CREATE INDEX IF NOT EXISTS records_received ON records (received_at);
+"""
+
+PG_ROLLUP_TRIGGER = """
+CREATE OR REPLACE FUNCTION sitebeacon_summary_stale() RETURNS trigger AS $$
+BEGIN
+    DELETE FROM report_days
+    WHERE day = to_char(NEW.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE OR REPLACE TRIGGER records_summary_stale AFTER UPDATE ON records
+    FOR EACH ROW EXECUTE FUNCTION sitebeacon_summary_stale();
 """
 
 # Several receivers may start at once: CREATE TABLE IF NOT EXISTS alone can race.
@@ -62,6 +92,8 @@ class PostgresStore(Store):
     """One connection for writes (used by the writer thread), reconnected after a failure,
     with a statement timeout and TCP keepalives so that no write waits forever."""
 
+    dialect = "postgres"
+
     def __init__(self, url: str) -> None:
         if psycopg is None:
             raise SitebeaconError("PostgreSQL needs psycopg: pip install 'sitebeacon[postgres]'")
@@ -78,6 +110,9 @@ class PostgresStore(Store):
             with self._db.transaction():
                 self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 self._db.execute(PG_SCHEMA)
+                self._db.execute(SALT_SCHEMA)
+                self._db.execute(ROLLUP_SCHEMA.format(blob="BYTEA"))
+                self._db.execute(PG_ROLLUP_TRIGGER)
         except psycopg.Error as error:
             self._db.close()
             raise SitebeaconError(f"cannot create the records table: {error}") from None
@@ -112,6 +147,90 @@ class PostgresStore(Store):
             cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM records ORDER BY n")
             for values in cursor:
                 yield row_dict(values)
+
+    def add_bulk(self, rows: Sequence[Row]) -> None:
+        """COPY into a temporary table, then one upserting INSERT: faster than
+        `executemany` for an import. A repeated id within `rows` keeps its highest seq (one
+        INSERT may not touch a row twice)."""
+        assert psycopg is not None
+        kept: dict[str, tuple[int, Row]] = {}
+        for order, row in enumerate(rows):
+            held = kept.get(row.id)
+            if held is None or row.seq > held[1].seq:
+                kept[row.id] = (held[0] if held else order, row)
+        columns = ", ".join(COLUMNS)
+        with self._lock:
+            try:
+                if self._db.closed or self._db.broken:
+                    self._db = self._connect()
+                with self._db.transaction(), self._db.cursor() as cursor:
+                    cursor.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS import_rows ON COMMIT DELETE ROWS AS"
+                        f" SELECT 0::bigint AS k, {columns} FROM records WITH NO DATA"
+                    )
+                    with cursor.copy(f"COPY import_rows (k, {columns}) FROM STDIN") as copy:
+                        for order, row in sorted(kept.values()):
+                            copy.write_row((order, *row))
+                    cursor.execute(
+                        f"INSERT INTO records ({columns}) SELECT {columns} FROM import_rows"
+                        f" ORDER BY k{UPSERT_TAIL}"
+                    )
+            except (psycopg.Error, SitebeaconError) as error:
+                raise StoreError(f"PostgreSQL write failed: {error}") from error
+
+    def daily_salt(self, day: str) -> bytes:
+        assert psycopg is not None
+        with self._lock:
+            try:
+                if self._db.closed or self._db.broken:
+                    self._db = self._connect()
+                with self._db.transaction():
+                    # Every receiver inserts its own candidate; the first one wins for all.
+                    self._db.execute(
+                        "INSERT INTO salts (day, salt) VALUES (%s, %s)"
+                        " ON CONFLICT (day) DO NOTHING",
+                        (day, secrets.token_hex(32)),
+                    )
+                    self._db.execute("DELETE FROM salts WHERE day < %s", (previous_day(day),))
+                    (salt,) = self._db.execute(
+                        "SELECT salt FROM salts WHERE day = %s", (day,)
+                    ).fetchone()
+            except (psycopg.Error, SitebeaconError) as error:
+                raise StoreError(f"PostgreSQL write failed: {error}") from error
+        return bytes.fromhex(salt)
+
+    def put_summaries(self, version: int, summaries: Sequence[tuple[str, bytes]]) -> None:
+        self._write(
+            "INSERT INTO report_days (day, version, summary) VALUES (%s, %s, %s)"
+            " ON CONFLICT (day, version) DO UPDATE SET summary = excluded.summary",
+            [(day, version, summary) for day, summary in summaries],
+        )
+
+    def drop_summaries(self, days: Sequence[str]) -> None:
+        self._write("DELETE FROM report_days WHERE day = %s", [(day,) for day in days])
+
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        assert psycopg is not None
+        with self._lock:
+            try:
+                if self._db.closed or self._db.broken:
+                    self._db = self._connect()
+                with self._db.transaction(), self._db.cursor() as cursor:
+                    cursor.executemany(sql, rows)
+            except (psycopg.Error, SitebeaconError) as error:
+                raise StoreError(f"PostgreSQL write failed: {error}") from error
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        assert psycopg is not None
+        try:
+            with psycopg.connect(self.url, connect_timeout=10) as reader:
+                rows: list[tuple[Any, ...]] = reader.execute(
+                    sql.replace("?", "%s"), tuple(params)
+                ).fetchall()
+                return rows
+        except psycopg.Error as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "unknown"
+            raise SitebeaconError(f"report query failed: {reason}") from None
 
     def count(self) -> int:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -11,7 +12,17 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from sitebeacon.collect.stores.base import COLUMNS, UPSERT_TAIL, Store, StoreError, row_dict
+from sitebeacon.collect.stores.base import (
+    COLUMNS,
+    NEW_COLUMNS,
+    ROLLUP_SCHEMA,
+    SALT_SCHEMA,
+    UPSERT_TAIL,
+    Store,
+    StoreError,
+    previous_day,
+    row_dict,
+)
 from sitebeacon.collect.types import Row
 from sitebeacon.errors import SitebeaconError
 
@@ -32,15 +43,26 @@ CREATE TABLE IF NOT EXISTS records (
     seq INTEGER NOT NULL DEFAULT 0,
     ts INTEGER,
     data TEXT,
-    bot INTEGER NOT NULL DEFAULT 0
+    bot INTEGER NOT NULL DEFAULT 0,
+    visitor TEXT,
+    browser TEXT,
+    os TEXT,
+    device TEXT
 )
 """
+# The reports read a period by received_at (ISO text sorts as time).
+SQLITE_INDEXES = ("CREATE INDEX IF NOT EXISTS records_received ON records (received_at)",)
 
 BUSY_TIMEOUT_MS = 10_000
 """How long a write waits for a lock held by another process (in the writer thread only)."""
 
-_CHUNK = 64
-"""Rows per INSERT: 64 x 13 parameters stays under the 999 of SQLite builds before 3.32."""
+SQLITE_ROLLUP_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS records_summary_stale AFTER UPDATE ON records
+BEGIN DELETE FROM report_days WHERE day = substr(NEW.received_at, 1, 10); END
+"""
+
+_CHUNK = 48
+"""Rows per INSERT: 48 x 17 parameters stays under the 999 of SQLite builds before 3.32."""
 
 
 # After a checkpoint restarts the log, SQLite truncates the -wal file down to this size.
@@ -77,6 +99,15 @@ class SQLiteStore(Store):
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
             self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(SQLITE_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+            for name in NEW_COLUMNS:
+                if name not in have:  # a database made before these columns existed
+                    self._db.execute(f"ALTER TABLE records ADD COLUMN {name} TEXT")
+            for statement in SQLITE_INDEXES:
+                self._db.execute(statement)
+            self._db.execute(SALT_SCHEMA)
+            self._db.execute(ROLLUP_SCHEMA.format(blob="BLOB"))
+            self._db.execute(SQLITE_ROLLUP_TRIGGER)
             self._db.execute("PRAGMA busy_timeout = 0")  # see try_add; add sets its own
         except sqlite3.Error as error:
             raise SitebeaconError(f"cannot open SQLite database {path}: {error}") from None
@@ -157,6 +188,59 @@ class SQLiteStore(Store):
             cursor = reader.execute(f"SELECT {', '.join(COLUMNS)} FROM records ORDER BY n")
             for values in cursor:
                 yield row_dict(values)
+        finally:
+            reader.close()
+
+    def daily_salt(self, day: str) -> bytes:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
+                        (day, secrets.token_hex(32)),
+                    )
+                    self._db.execute("DELETE FROM salts WHERE day < ?", (previous_day(day),))
+                    (salt,) = self._db.execute(
+                        "SELECT salt FROM salts WHERE day = ?", (day,)
+                    ).fetchone()
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite write failed: {error}") from error
+        return bytes.fromhex(salt)
+
+    def put_summaries(self, version: int, summaries: Sequence[tuple[str, bytes]]) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO report_days (day, version, summary) VALUES (?, ?, ?)",
+            [(day, version, summary) for day, summary in summaries],
+        )
+
+    def drop_summaries(self, days: Sequence[str]) -> None:
+        self._write("DELETE FROM report_days WHERE day = ?", [(day,) for day in days])
+
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(sql, rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite write failed: {error}") from error
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        reader = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            reader.execute("PRAGMA busy_timeout = 10000")
+            return reader.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as error:
+            raise SitebeaconError(f"report query failed: {error}") from None
         finally:
             reader.close()
 

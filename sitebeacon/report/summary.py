@@ -1,0 +1,245 @@
+"""Exact daily summaries: one pass over a day's records, kept in the store once the day is over.
+
+A report of 30 days merges 30 summaries instead of reading two million rows. Each summary is
+split by (site host, bot) so `--site` and `--include-bots` pick parts of it, and holds counts,
+not samples, plus every leave's visible time per page (sorted), so merged medians are exact.
+Finished days (before yesterday, UTC) are stored; a trigger in the store deletes a day's
+summary when one of its rows changes, and `import` drops the days it writes into.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from sitebeacon.collect.stores import Store, StoreError
+from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW, RETRIED
+
+log = logging.getLogger("sitebeacon.report")
+
+VERSION = 3
+"""Bumped whenever a summary's shape changes: older ones are then ignored and remade."""
+VISIT_GAP_MS = 30 * 60 * 1000
+"""A visit is the page views of one visitor with gaps under 30 minutes."""
+BUILTIN = (PAGEVIEW, LEAVE, OUTBOUND, DOWNLOAD)
+SEP = "\x1f"
+"""Joins the parts of a composite key (JSON objects need string keys)."""
+
+_TEXT_TIME = {
+    "sqlite": "received_at",
+    "postgres": "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+}
+_PARAM = {"sqlite": "?", "postgres": "CAST(? AS timestamptz)"}
+
+
+def visible_ms(data: Any) -> float | None:
+    """A leave's figure: a number (not a boolean), at least 0."""
+    value = data.get("visible_ms") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return value
+
+
+def is_retried(data: Any) -> bool:
+    """`data.retried` (protocol.md): true, or a positive count, on a copy from the client queue."""
+    value = data.get(RETRIED) if isinstance(data, dict) else None
+    return value is True or (type(value) is int and value > 0)
+
+
+def host_of(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def utm_of(url: str) -> tuple[str, str, str] | None:
+    """(source, medium, campaign) from the URL's kept query, or None without utm_ fields."""
+    if "utm_" not in url:
+        return None
+    try:
+        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    except ValueError:
+        return None
+    source, medium, campaign = (query.get(f"utm_{k}", "") for k in ("source", "medium", "campaign"))
+    return (source, medium, campaign) if source or medium or campaign else None
+
+
+def _ms(stamp: str) -> int:
+    """Milliseconds into the day of `YYYY-MM-DDTHH:MM:SS.mmmZ` (visits never cross days)."""
+    return (
+        int(stamp[11:13]) * 3_600_000
+        + int(stamp[14:16]) * 60_000
+        + int(stamp[17:19]) * 1000
+        + int(stamp[20:23])
+    )
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "types": Counter(),
+        "mix": Counter(),
+        "pages": defaultdict(lambda: [0, 0, 0, 0]),
+        "visible": defaultdict(list),
+        "referrers": Counter(),
+        "utm": Counter(),
+        "targets": Counter(),
+        "events": Counter(),
+        "retried": 0,
+        "no_visitor": 0,
+        "no_class": 0,
+    }
+
+
+_PAGE_INDEX = {PAGEVIEW: 0, LEAVE: 1, OUTBOUND: 2, DOWNLOAD: 3}
+
+
+def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
+    """One day's rows -> {"parts": {"host<SEP>bot": counts}, "visits": {"host<SEP>bots": ...}}.
+
+    Rows: (id, received_at text, type, url, referrer, target, transport, data text, bot,
+    visitor, browser, os, device). Visits are made for each selection a report can ask for
+    (one host or all, bots left out or not), because a visit can mix hosts or bot flags in
+    data that did not come from one receiver.
+    """
+    parts: dict[str, dict[str, Any]] = {}
+    hosts: dict[str, str] = {}
+    views: list[tuple[str, str, str, str, str, str]] = []
+    for rid, stamp, kind, url, referrer, target, transport, data, bot, visitor, *klass in rows:
+        host = hosts.get(url)
+        if host is None:
+            host = hosts[url] = host_of(url)
+        key = f"{host}{SEP}{int(bool(bot))}"
+        part = parts.get(key)
+        if part is None:
+            part = parts[key] = _empty()
+        part["types"][kind] += 1
+        browser, os, device = klass
+        part["mix"][SEP.join((kind, transport or "", browser or "", os or "", device or ""))] += 1
+        slot = _PAGE_INDEX.get(kind)
+        if slot is not None:
+            part["pages"][url][slot] += 1
+        decoded = orjson.loads(data) if data is not None else None
+        if kind == PAGEVIEW:
+            referrer_host = hosts.get(referrer) if referrer else ""
+            if referrer_host is None:
+                referrer_host = hosts[referrer] = host_of(referrer)
+            part["referrers"][referrer_host] += 1  # by host: all the report shows
+            fields = utm_of(url)
+            if fields is not None:
+                part["utm"][SEP.join(fields)] += 1
+            if visitor is None:
+                part["no_visitor"] += 1
+            else:
+                views.append((visitor, stamp, rid, url, host, "1" if bot else "0"))
+            if browser is None and os is None and device is None:
+                part["no_class"] += 1
+        elif kind == LEAVE:
+            value = visible_ms(decoded)
+            if value is not None:
+                part["visible"][url].append(value)
+        elif kind in (OUTBOUND, DOWNLOAD):
+            part["targets"][SEP.join((url, kind, target or "unknown"))] += 1
+        else:
+            part["events"][f"{kind}{SEP}{data or ''}"] += 1
+        if kind in BUILTIN and data is not None and RETRIED in data and is_retried(decoded):
+            part["retried"] += 1
+    for part in parts.values():
+        for values in part["visible"].values():
+            values.sort()
+    views.sort()
+    visits = {}
+    for host in [*sorted({view[4] for view in views}), "*"]:
+        for bots in ("0", "*"):
+            chosen = [
+                view
+                for view in views
+                if (host == "*" or view[4] == host) and (bots == "*" or view[5] == "0")
+            ]
+            if chosen:
+                visits[f"{host}{SEP}{bots}"] = _visits(chosen)
+    return {"parts": parts, "visits": visits}
+
+
+def _visits(pageviews: list[tuple[str, str, str, str, str, str]]) -> dict[str, Any]:
+    """Visits, bounces, entry pages and distinct visitors (overall and per page); sorted input."""
+    part: dict[str, Any] = {"visits": defaultdict(lambda: [0, 0])}
+    visitors = 0
+    page_visitors: dict[str, set[str]] = defaultdict(set)
+    previous_visitor: str | None = None
+    previous_ms = 0
+    entry: str | None = None
+    length = 0
+    for visitor, stamp, _, url, _, _ in pageviews:
+        page_visitors[url].add(visitor)
+        moment = _ms(stamp)
+        if visitor != previous_visitor or moment - previous_ms >= VISIT_GAP_MS:
+            if entry is not None:
+                counts = part["visits"][entry]
+                counts[0] += 1
+                counts[1] += length == 1
+            if visitor != previous_visitor:
+                visitors += 1
+            entry = url
+            length = 0
+        length += 1
+        previous_visitor, previous_ms = visitor, moment
+    if entry is not None:
+        counts = part["visits"][entry]
+        counts[0] += 1
+        counts[1] += length == 1
+    part["visitors"] = visitors
+    part["page_visitors"] = {url: len(seen) for url, seen in page_visitors.items()}
+    return part
+
+
+def day_rows(store: Store, day: date) -> list[tuple[Any, ...]]:
+    start = day.isoformat() + "T00:00:00.000Z"
+    end = (day + timedelta(days=1)).isoformat() + "T00:00:00.000Z"
+    param = _PARAM[store.dialect]
+    return store.query(
+        f"SELECT id, {_TEXT_TIME[store.dialect]}, type, url, referrer, target, transport, data,"
+        " bot, visitor, browser, os, device FROM records"
+        f" WHERE received_at >= {param} AND received_at < {param}",
+        [start, end],
+    )
+
+
+def finished(day: date, today: date | None = None) -> bool:
+    """Whether a day can be kept: before yesterday (a leave can still be re-sent yesterday's)."""
+    return day < (today or datetime.now(UTC).date()) - timedelta(days=1)
+
+
+def summaries(store: Store, days: list[date]) -> dict[date, dict[str, Any]]:
+    """The summary of each day: stored ones loaded, the others made (and stored if finished)."""
+    if not days:
+        return {}
+    found: dict[date, dict[str, Any]] = {}
+    for day_text, blob in store.query(
+        "SELECT day, summary FROM report_days WHERE version = ? AND day >= ? AND day <= ?",
+        [VERSION, min(days).isoformat(), max(days).isoformat()],
+    ):
+        found[date.fromisoformat(day_text)] = orjson.loads(zlib.decompress(bytes(blob)))
+    made: list[tuple[str, bytes]] = []
+    for day in days:
+        if day in found:
+            continue
+        summary = orjson.loads(orjson.dumps(summarize(day_rows(store, day))))
+        found[day] = summary
+        if finished(day):
+            made.append((day.isoformat(), zlib.compress(orjson.dumps(summary), 6)))
+    if made:
+        try:
+            store.put_summaries(VERSION, made)
+        except StoreError as error:  # a read-only copy, say: the report is right, only slower
+            log.warning("report summaries not kept: %s", error)
+    return {day: found[day] for day in days}
