@@ -13,7 +13,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sitebeacon"
 # The data's path, in order; a module may import its own stage and earlier ones.
 STAGES = ("site", "plugins", "collect", "report", "proof")
-SHARED = {"sitebeacon", "sitebeacon.config", "sitebeacon.errors", "sitebeacon.protocol"}
+SHARED = {
+    "sitebeacon",
+    "sitebeacon.config",
+    "sitebeacon.errors",
+    "sitebeacon.files",
+    "sitebeacon.protocol",
+}
 EVERY_SUBPACKAGE = sorted(
     "sitebeacon." + ".".join(path.relative_to(PACKAGE).parent.parts)
     for path in PACKAGE.rglob("__init__.py")

@@ -14,6 +14,7 @@ import orjson
 
 from sitebeacon.collect.stores import open_store
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.files import write_atomic, write_output
 from sitebeacon.report.aggregate import Options, Period, build_report
 
 DEFAULT_DAYS = 30
@@ -97,20 +98,19 @@ def write_csv(report: dict[str, Any], output: Path) -> None:
     """A directory of CSV files, or a zip when OUTPUT ends in .zip."""
     tables = panel_tables(report)
     if output.suffix == ".zip":
-        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, rows in tables.items():
                 info = zipfile.ZipInfo(f"{name}.csv", date_time=(1980, 1, 1, 0, 0, 0))
                 archive.writestr(info, table_csv(rows), zipfile.ZIP_DEFLATED)
+        write_output(output, buffer.getvalue())
         return
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SitebeaconError(f"{output}: cannot create: {error.strerror or error}") from error
     for name, rows in tables.items():
-        (output / f"{name}.csv").write_text(table_csv(rows), encoding="utf-8")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+        write_atomic(output / f"{name}.csv", table_csv(rows).encode("utf-8"))
 
 
 def write_report(
@@ -134,12 +134,12 @@ def write_report(
         if output is None or output == "-":
             sys.stdout.write(text)
         else:
-            _atomic_write(Path(output), text)
+            write_output(output, text.encode())
     elif fmt == "csv":
         write_csv(report, Path(output or "report-csv"))
     else:
         from sitebeacon.report.html import render_html
 
         target = Path(output or "report.html")
-        _atomic_write(target, render_html(report))
+        write_output(target, render_html(report).encode())
         print(f"sitebeacon: wrote {target}", file=sys.stderr)

@@ -25,13 +25,13 @@ from typing import NamedTuple
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
+from sitebeacon.files import TEMP_SUFFIX, write_atomic
 from sitebeacon.site.hosts import is_own_authority, own_host_keys
 from sitebeacon.site.htmlscan import LinkTag, PageScan, scan_page
 
 SCRIPT_DIR = "_sitebeacon"
 MANIFEST_NAME = "pings.json"
 PAGE_SUFFIXES = (".html", ".htm")
-TEMP_SUFFIX = ".sitebeacon-tmp"
 # Below this many pages a process pool costs more than it saves (see bench/inject.py).
 PARALLEL_MIN_PAGES = 2000
 
@@ -684,37 +684,6 @@ def read_page(path: str) -> tuple[bytes, int]:
     except OSError as error:
         raise SitebeaconError(f"{path}: cannot read: {error.strerror or error}") from error
     return data, status.st_mode & 0o7777
-
-
-def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so that readers see the old file or the new one, never half.
-
-    The temporary file sits in the same directory (os.replace is atomic only within a file
-    system), gets permission bits `mode` (the old file's), and is removed if anything fails.
-    It is created with `mode` directly: a separate chmod is one more journalled metadata
-    update per page on ext4, so it happens only when the umask took bits away.
-    """
-    directory, name = os.path.split(path)
-    temp = os.path.join(directory, f".{name}.{os.getpid()}{TEMP_SUFFIX}")
-    created = replaced = False
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode & 0o777)
-        created = True
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if os.fstat(fd).st_mode & 0o7777 != mode:
-                os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-        replaced = True
-    except OSError as error:
-        raise SitebeaconError(f"{path}: cannot write: {error.strerror or error}") from error
-    finally:
-        if created and not replaced:
-            os.unlink(temp)
 
 
 def _remove_stale_scripts(directory: Path, keep: Path | None) -> None:
