@@ -55,12 +55,25 @@ def _environment(directory: Path) -> jinja2.Environment:
 
 def template_context(config: Config) -> dict[str, Any]:
     """What the templates may look at: only the settings that change the module."""
+    events = list(config.events)
+    links = "outbound" in events or protocol.DOWNLOAD in events
     return {
         "endpoint": config.endpoint,
         "transports": list(config.transport),
+        # send() tries these in order (transports/*.js.j2 defines each `<name>Sent`).
+        "transport_functions": [f"{name}Sent" for name in config.transport],
         "encoding": config.encoding,
-        "events": list(config.events),
+        "events": events,
+        # events/*.js.j2 to render: outbound and download share one click listener (links).
+        "rendered_events": [*events, "links"] if links else events,
         "respect_dnt": config.respect_dnt,
+        "spa": config.spa,
+        "hosts": list(config.hosts),
+        "own_host_needed": links or protocol.PAGEVIEW in events,
+        "keep_all": config.keep_query == ("*",),
+        "keep_query": list(config.keep_query),
+        "ignore_hosts": list(config.ignore_hosts),
+        "download_extensions": list(config.download_extensions),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
         # first in the order, the armed copy is also what normally goes out.
         "arming": "fetchlater" in config.transport,
@@ -72,6 +85,14 @@ def template_context(config: Config) -> dict[str, Any]:
         "max_data": protocol.MAX_DATA,
         "max_body": protocol.MAX_BODY,
         "type_pattern": protocol.TYPE_PATTERN,
+        "queue_key": protocol.QUEUE_KEY,
+        "queue_records": protocol.QUEUE_RECORDS,
+        "queue_chars": protocol.QUEUE_CHARS,
+        "queue_max_age_ms": protocol.QUEUE_MAX_AGE_MS,
+        "queue_body": protocol.QUEUE_BODY,
+        "retried_key": protocol.RETRIED,
+        "dropped_key": protocol.DROPPED,
+        "ignore_flag": protocol.IGNORE_FLAG,
     }
 
 
