@@ -87,7 +87,7 @@ def template_context(config: Config) -> dict[str, Any]:
         "type_pattern": protocol.TYPE_PATTERN,
         "queue_key": protocol.QUEUE_KEY,
         "queue_records": protocol.QUEUE_RECORDS,
-        "queue_chars": protocol.QUEUE_CHARS,
+        "queue_bytes": protocol.QUEUE_BYTES,
         "queue_max_age_ms": protocol.QUEUE_MAX_AGE_MS,
         "queue_body": protocol.QUEUE_BODY,
         "retried_key": protocol.RETRIED,
