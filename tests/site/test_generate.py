@@ -41,9 +41,9 @@ EVENT_SETS = [
 
 def configs_for(transport: tuple[str, ...], encoding: str) -> list[Config]:
     return [
-        Config(transport=transport, encoding=encoding, events=events, respect_dnt=dnt)
+        Config(transport=transport, encoding=encoding, events=events, respect_dnt=dnt, spa=spa)
         for events in EVENT_SETS
-        for dnt in (False, True)
+        for dnt, spa in ((False, "history"), (True, "off"), (False, "hash"))
     ]
 
 
@@ -63,8 +63,7 @@ def check_only_what_is_configured(config: Config, module: str) -> None:
         r'"fetchlater"': "fetchlater" in transports,
         r"sendBeacon": "beacon" in transports,
         r'"beacon"': "beacon" in transports,
-        r"\bfetch\(": "keepalive" in transports,
-        r"keepalive": "keepalive" in transports,
+        r'"keepalive"\)': "keepalive" in transports,
         r"setInterval": arming,
         # encodings
         r"URLSearchParams": config.encoding == "form",
@@ -74,13 +73,17 @@ def check_only_what_is_configured(config: Config, module: str) -> None:
         r"referrer": "pageview" in events,
         r'"leave"': "leave" in events,
         r"visible_ms": "leave" in events,
-        r"visibilitychange": "leave" in events,
         r"pagehide": "leave" in events,
-        r"pageshow": bool(events & {"pageview", "leave"}),
         r'"outbound"': "outbound" in events,
-        r"auxclick": "outbound" in events,
+        r'"download"': "download" in events,
+        r"auxclick": bool(events & {"outbound", "download"}),
+        r"composedPath": bool(events & {"outbound", "download"}),
         r'hasAttribute\("ping"\)': "outbound" in events,
-        r"\.sitebeacon=": "custom" in events,
+        r"window\.sitebeacon=": "custom" in events,
+        # navigation
+        r"pushState": config.spa != "off",
+        r"popstate": config.spa != "off",
+        r"hashchange": config.spa == "hash",
         # privacy
         r"doNotTrack": config.respect_dnt,
         r"globalPrivacyControl": config.respect_dnt,
@@ -92,8 +95,15 @@ def check_only_what_is_configured(config: Config, module: str) -> None:
     }
     assert not wrong, f"{config}: pattern -> expected presence: {wrong}"
     # Never, in any configuration.
-    for forbidden in ("unload", "preventDefault", "stopPropagation", "cookie", "localStorage"):
+    for forbidden in ("unload", "preventDefault", "stopPropagation", "cookie", "Math.random"):
         assert forbidden not in module, f"{config}: {forbidden}"
+    # Always: the visit waits to be shown, the ignore flag, the queue and its one fetch, the
+    # hygiene of URLs, ids from getRandomValues.
+    for always in ("prerendering", "visibilitychange", "pageshow", "sitebeacon_ignore"):
+        assert always in module, f"{config}: {always}"
+    for always in ("sitebeacon_queue", '"online"', "getRandomValues", '"file:"', "utm_source"):
+        assert always in module, f"{config}: {always}"
+    assert len(re.findall(r"\bfetch\(", module)) == 1 + ("keepalive" in transports)
     assert '"' + config.endpoint + '"' in module
     # An IIFE: nothing leaks into the page's globals but window.sitebeacon.
     assert module.startswith("(()=>{") and module.endswith("})()")
@@ -107,14 +117,10 @@ def test_module_holds_only_what_is_configured(transport: tuple[str, ...], encodi
 
 
 def test_transports_are_tried_in_the_configured_order() -> None:
-    markers = {
-        "fetchlater": "fetchLaterArmed(rec, 0)",
-        "beacon": "beaconSent(rec)",
-        "keepalive": "keepaliveSent(rec)",
-    }
+    markers = {"fetchlater": "fetchlaterSent", "beacon": "beaconSent", "keepalive": "keepaliveSent"}
     for order in itertools.permutations(TRANSPORTS):
         source = render_source(Config(transport=order))
-        send = source[source.index("var send = ") :]
+        send = source[source.index("var transports = [") :].split("\n")[0]
         positions = [send.index(markers[name]) for name in order]
         assert positions == sorted(positions), order
 
