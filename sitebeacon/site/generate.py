@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ def _environment(directory: Path) -> jinja2.Environment:
     )
 
 
+def _js_regex(text: str) -> str:
+    """`text` matched literally inside a JavaScript regular expression literal."""
+    return re.sub(r"[\\^$.*+?()[\]{}|/-]", lambda match: "\\" + match.group(), text)
+
+
 def template_context(config: Config) -> dict[str, Any]:
     """What the templates may look at: only the settings that change the module."""
     events = list(config.events)
@@ -72,6 +78,7 @@ def template_context(config: Config) -> dict[str, Any]:
         "own_host_needed": links or protocol.PAGEVIEW in events,
         "keep_all": config.keep_query == ("*",),
         "keep_query": list(config.keep_query),
+        "keep_query_pattern": "|".join(_js_regex(name) for name in config.keep_query),
         "ignore_hosts": list(config.ignore_hosts),
         "download_extensions": list(config.download_extensions),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);

@@ -118,10 +118,10 @@ def test_module_holds_only_what_is_configured(transport: tuple[str, ...], encodi
 
 
 def test_transports_are_tried_in_the_configured_order() -> None:
-    markers = {"fetchlater": "fetchlaterSent", "beacon": "beaconSent", "keepalive": "keepaliveSent"}
+    markers = {name: f'// "{name}":' for name in TRANSPORTS}
     for order in itertools.permutations(TRANSPORTS):
         source = render_source(Config(transport=order))
-        send = source[source.index("var transports = [") :].split("\n")[0]
+        send = source[source.index("var transports = [") : source.index("    ];")]
         positions = [send.index(markers[name]) for name in order]
         assert positions == sorted(positions), order
 
@@ -166,7 +166,7 @@ SIZE_CONFIGS = {
 }  # fmt: skip
 ISSUE_BUDGET = {"default": 950, "every feature": 1600, "beacon, leave": 450}
 # What the module measures today (README "Size"), so that it cannot grow unnoticed.
-CEILING = {"default": 1530, "every feature": 1870, "beacon, leave": 1160}
+CEILING = {"default": 1510, "every feature": 1850, "beacon, leave": 1150}
 
 
 @pytest.mark.parametrize("name", SIZE_CONFIGS)
