@@ -1166,3 +1166,23 @@ def test_downloads_own_hosts_shadow_roots_and_areas(
     ]
     time.sleep(0.5)
     assert len(served.stored(url, "outbound")) == 2 and len(served.stored(url, "download")) == 1
+
+
+def test_a_failed_flush_keeps_the_queue_and_online_sends_it(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script(REFUSE_ALL)
+    url = served.add(Config(events=("custom",)))
+    tab.page.goto(url)
+    tab.page.evaluate("sitebeacon.event('waits', {})")
+    tab.page.reload()  # the flush at load is refused too: the record waits again
+    tab.page.wait_for_function("localStorage.sitebeacon_queue?.includes('waits')")
+    time.sleep(0.3)
+    assert served.stored(url) == []
+    tab.page.evaluate("window.refuse = false; dispatchEvent(new Event('online'))")
+    [row] = served.wait(url, "waits")
+    assert row["data"]["retried"] == 1
+    # a queue that is not JSON (another script's) is replaced, and the module works on
+    tab.page.evaluate("localStorage.sitebeacon_queue = '{not json'")
+    tab.page.evaluate("sessionStorage.accept = 1")
+    tab.page.reload()
+    tab.page.evaluate("sitebeacon.event('after', {})")
+    served.wait(url, "after")
