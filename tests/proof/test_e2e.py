@@ -27,6 +27,7 @@ from sitebeacon.collect.stores import open_store
 from sitebeacon.config import Config
 from sitebeacon.proof.verify import (
     ALL_SCENARIOS,
+    MARK_PARAM,
     ScenarioResult,
     link_pings,
     plan_site,
@@ -106,6 +107,8 @@ def drive(
     """Serve a sample site built with `settings`, run `scenarios`, and call `then` with the
     result while the receivers still run."""
     with served(tmp_path, origin, allowed) as (site, base, endpoint, collect_db):
+        # The scenarios are told apart by a query parameter: the module must keep it.
+        settings.setdefault("keep_query", (*Config().keep_query, MARK_PARAM))
         config = Config(endpoint=endpoint, **settings)
         build_site(SAMPLE, site, config)
         plan, start = plan_site(site)
