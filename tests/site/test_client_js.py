@@ -928,7 +928,8 @@ def test_ignored_visitors_send_nothing(served: Served, tab: Tab, tmp_path: Path)
 # Page.setPrerenderingAllowed(true) on its own session) and over a raw CDP session that allowed it
 # before Preload.enable; the click then loads the prefetched page with document.prerendering
 # false. So these tests drive the states the page sees: document.prerendering / hidden set before
-# the module runs, then the events that end them.
+# the module runs, then the events that end them. A real background tab (raw CDP) is the last
+# test of this file.
 
 PRERENDERED = """
 Object.defineProperty(document, "prerendering", {configurable: true, get: () => true});
@@ -1186,3 +1187,49 @@ def test_a_failed_flush_keeps_the_queue_and_online_sends_it(served: Served, tab:
     tab.page.reload()
     tab.page.evaluate("sitebeacon.event('after', {})")
     served.wait(url, "after")
+
+
+def test_a_real_background_tab_sends_when_first_shown(chromium: str, served: Served) -> None:
+    # Over raw CDP (no Playwright focus emulation) a tab opened with background: true really
+    # loads hidden, and Target.activateTarget really shows it.
+    import asyncio
+
+    from sitebeacon.proof.browser import RawChromium
+
+    shown, never = served.add(Config()), served.add(Config())
+
+    async def drive() -> None:
+        raw = RawChromium(chromium)
+        await raw.start()
+        try:
+            context = (await raw.call("Target.createBrowserContext"))["browserContextId"]
+            front = {"url": "about:blank", "browserContextId": context}
+            await raw.call("Target.createTarget", front)
+            tabs = {}
+            for url in (shown, never):
+                target = {**front, "url": url, "background": True, "newWindow": False}
+                tabs[url] = (await raw.call("Target.createTarget", target))["targetId"]
+            session = (
+                await raw.call("Target.attachToTarget", {"targetId": tabs[shown], "flatten": True})
+            )["sessionId"]
+            state = {"expression": "document.readyState + ' ' + document.visibilityState"}
+            for _ in range(100):
+                answer = await raw.call("Runtime.evaluate", state, session)
+                if answer["result"]["value"] == "complete hidden":
+                    break
+                await asyncio.sleep(0.1)
+            assert answer["result"]["value"] == "complete hidden"
+            await asyncio.sleep(1.0)
+            assert served.stored(shown) == []  # loaded, but never seen yet
+            await raw.call("Target.activateTarget", {"targetId": tabs[shown]})
+            deadline = time.monotonic() + WAIT
+            while not served.stored(shown, "pageview") and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await raw.call("Target.closeTarget", {"targetId": tabs[never]})  # closed unseen
+            await asyncio.sleep(1.0)
+        finally:
+            await raw.close()
+
+    asyncio.run(drive())
+    assert len(served.stored(shown, "pageview")) == 1
+    assert served.stored(never) == []
