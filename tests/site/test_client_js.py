@@ -896,6 +896,9 @@ def test_ignored_visitors_send_nothing(served: Served, tab: Tab, tmp_path: Path)
     tab.page.evaluate("localStorage.removeItem('sitebeacon_ignore')")
     tab.page.goto(host)
     served.leave(tab)
+    with_port = served.add(Config(ignore_hosts=(served.base.split("//")[1],)))  # host:port
+    tab.page.goto(with_port)
+    served.leave(tab)
     # A page opened from disk, posting to the receiver by absolute URL.
     local = write(
         tmp_path / "local.html",
@@ -918,6 +921,7 @@ def test_ignored_visitors_send_nothing(served: Served, tab: Tab, tmp_path: Path)
     served.wait(control, "pageview")
     time.sleep(0.5)
     assert served.stored(flagged) == [] and served.stored(host) == []
+    assert served.stored(with_port) == []
     assert served.stored("file:") == []
 
 
