@@ -1197,6 +1197,7 @@ def test_a_real_background_tab_sends_when_first_shown(chromium: str, served: Ser
     # Over raw CDP (no Playwright focus emulation) a tab opened with background: true really
     # loads hidden, and Target.activateTarget really shows it.
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from sitebeacon.proof.browser import RawChromium
 
@@ -1234,6 +1235,8 @@ def test_a_real_background_tab_sends_when_first_shown(chromium: str, served: Ser
         finally:
             await raw.close()
 
-    asyncio.run(drive())
+    # Its own thread: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, drive()).result()
     assert len(served.stored(shown, "pageview")) == 1
     assert served.stored(never) == []
