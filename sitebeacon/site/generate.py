@@ -59,6 +59,23 @@ def _js_regex(text: str) -> str:
     return re.sub(r"[\\^$.*+?()[\]{}|/-]", lambda match: "\\" + match.group(), text)
 
 
+def _keep_pattern(names: tuple[str, ...]) -> str:
+    """A regex alternation matching exactly `names`, names sharing a prefix up to "_" grouped
+    under it (`utm_(source|medium)|ref`): the module carries the shortest test it can."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        prefix, underscore, rest = name.partition("_")
+        key = prefix + underscore if rest else ""
+        groups.setdefault(key, []).append(_js_regex(rest if rest else name))
+    parts: list[str] = []
+    for key, rests in groups.items():
+        if key and len(rests) > 1:
+            parts.append(f"{_js_regex(key)}({'|'.join(rests)})")
+        else:
+            parts.extend(_js_regex(key) + rest for rest in rests)
+    return "|".join(parts)
+
+
 def template_context(config: Config) -> dict[str, Any]:
     """What the templates may look at: only the settings that change the module."""
     events = list(config.events)
@@ -78,7 +95,7 @@ def template_context(config: Config) -> dict[str, Any]:
         "own_host_needed": links or protocol.PAGEVIEW in events,
         "keep_all": config.keep_query == ("*",),
         "keep_query": list(config.keep_query),
-        "keep_query_pattern": "|".join(_js_regex(name) for name in config.keep_query),
+        "keep_query_pattern": _keep_pattern(config.keep_query),
         "ignore_hosts": list(config.ignore_hosts),
         "download_extensions": list(config.download_extensions),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
