@@ -97,6 +97,7 @@ def template_context(config: Config) -> dict[str, Any]:
         "keep_query": list(config.keep_query),
         "keep_query_pattern": _keep_pattern(config.keep_query),
         "ignore_hosts": list(config.ignore_hosts),
+        "ignore_hosts_pattern": "|".join(_js_regex(host) for host in config.ignore_hosts),
         "download_extensions": list(config.download_extensions),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
         # first in the order, the armed copy is also what normally goes out.
