@@ -79,7 +79,7 @@ def check_only_what_is_configured(config: Config, module: str) -> None:
         r'"download"': "download" in events,
         r"auxclick": bool(events & {"outbound", "download"}),
         r"composedPath": bool(events & {"outbound", "download"}),
-        r'hasAttribute\("ping"\)': "outbound" in events,
+        r"\.ping\b": "outbound" in events,
         r"window\.sitebeacon=": "custom" in events,
         # navigation
         r"pushState": config.spa != "off",
@@ -166,7 +166,7 @@ SIZE_CONFIGS = {
 }  # fmt: skip
 ISSUE_BUDGET = {"default": 950, "every feature": 1600, "beacon, leave": 450}
 # What the module measures today (README "Size"), so that it cannot grow unnoticed.
-CEILING = {"default": 1510, "every feature": 1850, "beacon, leave": 1150}
+CEILING = {"default": 1420, "every feature": 1756, "beacon, leave": 1033}
 
 
 @pytest.mark.parametrize("name", SIZE_CONFIGS)
