@@ -164,9 +164,14 @@ async def trial(
     tally.duplicates += len(leaves) - min(len(named), visits)
 
 
+# The default configuration, keeping the `bench` parameter that tells trials apart (the module
+# drops query parameters not in privacy.keep_query from stored URLs).
+BENCH_CONFIG = Config(keep_query=(*Config().keep_query, "bench"))
+
+
 def build_sites(workdir: Path) -> dict[str, Path]:
     """One built sample site per approach: sitebeacon's default module, or a baseline."""
-    config = Config()
+    config = BENCH_CONFIG
     built = workdir / "sitebeacon"
     build_site(SAMPLE, built, config)
     sites = {"sitebeacon": built}
@@ -195,7 +200,7 @@ async def run(
         engines: dict[str, Engine] = {}
         async with contextlib.AsyncExitStack() as stack:
             for site in sites:
-                ready = make_ready(site.read, Config(), DEADLINE[throttle] * 2)
+                ready = make_ready(site.read, BENCH_CONFIG, DEADLINE[throttle] * 2)
                 engine = make_engine(engine_name, ready, browser=browser, throttle=throttle)
                 engines[site.approach] = await stack.enter_async_context(engine)
                 version = engine.version()

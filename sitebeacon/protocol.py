@@ -53,3 +53,20 @@ JSON_TYPES = frozenset((TEXT_TYPE, JSON_TYPE))
 """Media types whose body is the JSON record (or a JSON array of records)."""
 CONTENT_TYPES = JSON_TYPES | {FORM_TYPE, PING_TYPE}
 """Every media type the receiver accepts (anything else: 415)."""
+
+QUEUE_KEY = "sitebeacon_queue"
+"""The localStorage key where the client keeps records every transport refused."""
+QUEUE_RECORDS = 20
+"""Records the client queue holds at most; more are dropped and counted."""
+QUEUE_BYTES = 32_768
+"""Bytes (32 KiB, UTF-8) of the client queue's JSON at most; more are dropped and counted."""
+QUEUE_MAX_AGE_MS = 86_400_000
+"""A queued record older than this (24 h, by its `ts`) is not sent."""
+QUEUE_BODY = 60_000
+"""Bytes of the body that carries the queue: QUEUE_BYTES plus each record's retried mark."""
+RETRIED = "retried"
+"""`data.retried = 1`: the record waited in the client queue and was sent on a later load."""
+DROPPED = "dropped"
+"""`data.dropped = N`: N records did not fit the client queue and were lost."""
+IGNORE_FLAG = "sitebeacon_ignore"
+"""`localStorage.sitebeacon_ignore = "1"`: this browser sends nothing (the site's owner)."""

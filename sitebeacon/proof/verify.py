@@ -583,12 +583,19 @@ async def _run_one(
     return result
 
 
+def keeps_mark(config: Config) -> bool:
+    """Whether the module keeps MARK_PARAM in stored URLs (scenarios are told apart by it)."""
+    return config.keep_query == ("*",) or MARK_PARAM in config.keep_query
+
+
 def _local_copy(site: Path, config: Config, workdir: Path) -> tuple[Path, Config]:
     """A copy of the site whose records go to a path on its own origin."""
     from sitebeacon.site.generate import build_module
     from sitebeacon.site.inject import inject_site, ping_attribute
 
     local = config.with_endpoint(urlsplit(config.endpoint).path or "/collect")
+    if not keeps_mark(config):
+        local = replace(local, keep_query=(*config.keep_query, MARK_PARAM))
     copy = workdir / "site"
     shutil.copytree(site, copy, symlinks=False)
     inject_site(copy, local, build_module(local))
@@ -632,6 +639,10 @@ def run_verify(
                 f"the site sends to {config.endpoint}; verify served a copy re-injected with"
                 f" endpoint {local.endpoint} on its own origin, so records reach its receiver"
             )
+        elif not keeps_mark(config):
+            # privacy.keep_query drops unknown parameters from stored URLs, and verify tells
+            # its scenarios apart by one: a copy whose module keeps it, otherwise the same.
+            serve_dir, local = _local_copy(site, config, workdir)
         plan, start = plan_site(serve_dir)
         notes += _module_notes(config, local, start)
         db_url = f"sqlite:///{workdir / 'verify.db'}"

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sitebeacon.collect.stores import open_store
+from sitebeacon.protocol import RETRIED
 
 
 @dataclass
@@ -36,6 +37,9 @@ class Stats:
     outbound_targets: dict[str, int] = field(default_factory=dict)
     transports: dict[str, int] = field(default_factory=dict)
     types: dict[str, int] = field(default_factory=dict)
+    """Records by type: pageview, leave, outbound, download and the custom ones."""
+    retried: int = 0
+    """Records that waited in the client's queue and came on a later page load."""
 
 
 def _page(url: str) -> str:
@@ -66,6 +70,8 @@ def compute_stats(db_url: str, *, include_bots: bool) -> Stats:
             stats.records += 1
             kind = record["type"]
             types[kind] += 1
+            data = record["data"]
+            stats.retried += isinstance(data, dict) and data.get(RETRIED) == 1
             transports[record["transport"] or "unknown"] += 1
             url = _page(record["url"])
             page = stats.pages.setdefault(url, PageStats())
@@ -123,6 +129,8 @@ def format_stats(stats: Stats) -> str:
     if stats.outbound_targets:
         lines += ["", "outbound clicks by target"]
         lines += [f"  {count:>6}  {target}" for target, count in stats.outbound_targets.items()]
+    if stats.retried:
+        lines += ["", f"records retried from the client queue: {stats.retried}"]
     lines += ["", "transport mix"]
     total = sum(stats.transports.values())
     lines += [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +55,53 @@ def _environment(directory: Path) -> jinja2.Environment:
     )
 
 
+def _js_regex(text: str) -> str:
+    """`text` matched literally inside a JavaScript regular expression literal."""
+    return re.sub(r"[\\^$.*+?()[\]{}|/-]", lambda match: "\\" + match.group(), text)
+
+
+def _keep_pattern(names: tuple[str, ...]) -> str:
+    """A regex alternation matching exactly `names`, names sharing a prefix up to "_" grouped
+    under it (`utm_(source|medium)|ref`): the module carries the shortest test it can."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        prefix, underscore, rest = name.partition("_")
+        key = prefix + underscore if rest else ""
+        groups.setdefault(key, []).append(_js_regex(rest if rest else name))
+    parts: list[str] = []
+    for key, rests in groups.items():
+        if key and len(rests) > 1:
+            parts.append(f"{_js_regex(key)}({'|'.join(rests)})")
+        else:
+            parts.extend(_js_regex(key) + rest for rest in rests)
+    return "|".join(parts)
+
+
 def template_context(config: Config) -> dict[str, Any]:
     """What the templates may look at: only the settings that change the module."""
+    events = list(config.events)
+    links = "outbound" in events or protocol.DOWNLOAD in events
     return {
         "endpoint": config.endpoint,
         "transports": list(config.transport),
+        # send() tries these in order (transports/*.js.j2 defines each `<name>Sent`).
+        "transport_functions": [f"{name}Sent" for name in config.transport],
         "encoding": config.encoding,
-        "events": list(config.events),
+        "events": events,
+        # events/*.js.j2 to render: outbound and download share one click listener (links).
+        "rendered_events": [*events, "links"] if links else events,
         "respect_dnt": config.respect_dnt,
-        # The site's own hosts as keys of the one rule in sitebeacon.site.hosts (host_key):
-        # a link whose host has one of these keys is not outbound.
-        "own_hosts": list(own_host_keys(config.hosts)),
+        "spa": config.spa,
+        # The site's own hosts as keys of the one rule in sitebeacon.site.hosts (host_key), so
+        # the module and inject's ping classification agree on what is outbound.
+        "hosts": list(own_host_keys(config.hosts)),
+        "own_host_needed": links or protocol.PAGEVIEW in events,
+        "keep_all": config.keep_query == ("*",),
+        "keep_query": list(config.keep_query),
+        "keep_query_pattern": _keep_pattern(config.keep_query),
+        "ignore_hosts": list(config.ignore_hosts),
+        "ignore_hosts_pattern": "|".join(_js_regex(host) for host in config.ignore_hosts),
+        "download_extensions": list(config.download_extensions),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
         # first in the order, the armed copy is also what normally goes out.
         "arming": "fetchlater" in config.transport,
@@ -76,6 +113,14 @@ def template_context(config: Config) -> dict[str, Any]:
         "max_data": protocol.MAX_DATA,
         "max_body": protocol.MAX_BODY,
         "type_pattern": protocol.TYPE_PATTERN,
+        "queue_key": protocol.QUEUE_KEY,
+        "queue_records": protocol.QUEUE_RECORDS,
+        "queue_bytes": protocol.QUEUE_BYTES,
+        "queue_max_age_ms": protocol.QUEUE_MAX_AGE_MS,
+        "queue_body": protocol.QUEUE_BODY,
+        "retried_key": protocol.RETRIED,
+        "dropped_key": protocol.DROPPED,
+        "ignore_flag": protocol.IGNORE_FLAG,
     }
 
 

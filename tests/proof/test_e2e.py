@@ -33,6 +33,7 @@ from sitebeacon.proof.engines.base import Outcome, Ready, SitePlan, Tab
 from sitebeacon.proof.scenarios import BY_NUMBER, Scenario
 from sitebeacon.proof.verify import (
     ALL_SCENARIOS,
+    MARK_PARAM,
     ScenarioResult,
     link_pings,
     plan_site,
@@ -113,6 +114,8 @@ def drive(
     """Serve a sample site built with `settings`, run `scenarios`, and call `then` with the
     result while the receivers still run."""
     with served(tmp_path, origin, allowed) as (site, base, endpoint, collect_db):
+        # The scenarios are told apart by a query parameter: the module must keep it.
+        settings.setdefault("keep_query", (*Config().keep_query, MARK_PARAM))
         config = Config(endpoint=endpoint, **settings)
         build_site(SAMPLE, site, config)
         plan, start = plan_site(site)

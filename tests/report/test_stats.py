@@ -181,3 +181,18 @@ def test_cli_export_and_stats_json(filled: str) -> None:
         check=True,
     )
     assert json.loads(stats.stdout)["records"] == 13
+
+
+def test_stats_count_downloads_and_records_retried_from_the_client_queue(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.add(
+            [
+                row("d1", "download", HOME, target=HOME + "a.pdf", data='{"retried":1}'),
+                row("p1", "pageview", HOME, data='{"retried":1,"dropped":2}'),
+                row("p2", "pageview", HOME),
+                row("l1", "leave", HOME, data='{"visible_ms":5,"retried":0}'),
+            ]
+        )
+    stats = compute_stats(store_url, include_bots=False)
+    assert stats.types["download"] == 1 and stats.retried == 2
+    assert "records retried from the client queue: 2" in format_stats(stats)

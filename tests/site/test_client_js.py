@@ -21,12 +21,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from files import write
 
 from sitebeacon import protocol
+from sitebeacon.collect.server import running_receiver
+from sitebeacon.collect.stores import open_store
 from sitebeacon.config import Config
 
 # Only loopback resolves there too: no test can reach the network.
@@ -709,3 +713,525 @@ def test_module_adds_no_global_but_sitebeacon(site: Recorder, tab: Tab) -> None:
     after = set(tab.page.evaluate("Object.keys(window)"))
     assert after - before == {"sitebeacon"}
     assert tab.page.evaluate("document.cookie") == ""
+
+
+# --- against the real receiver: what it STORED ------------------------------------------------
+# The pages below are served by `sitebeacon receive --site` itself (running_receiver with a site
+# directory), and the assertions read the SQLite store it wrote.
+
+
+@dataclass
+class Served:
+    """A running receiver serving `root`, storing into `db_url`."""
+
+    base: str
+    root: Path
+    db_url: str
+    pages: Iterator[int] = field(default_factory=itertools.count)
+
+    def add(self, config: Config, body: str = "", head: str = "", name: str = "") -> str:
+        """A page carrying the module for `config` at a fresh path; its URL."""
+        path = f"/{name or 'p'}{next(self.pages)}/"
+        write(
+            self.root / path.strip("/") / "index.html",
+            "<!doctype html><html><head><meta charset=utf-8><title>t</title>"
+            + head
+            + SCRIPT_IN_HEAD.format(module=build_module(config))
+            + f"</head><body>{body}<a id=next href=/elsewhere/>next</a></body></html>",
+        )
+        return self.base + path
+
+    def leave(self, tab: Tab) -> None:
+        """Follow the page's same-site link, as a reader leaves."""
+        tab.page.click("#next")
+        tab.page.wait_for_url("**/elsewhere/")
+
+    def stored(self, prefix: str, type_: str | None = None) -> list[Record]:
+        """Stored records whose url starts with `prefix` (optionally one type), by id."""
+        with open_store(self.db_url) as store:
+            rows = store.records()
+        return sorted(
+            (
+                row
+                for row in rows
+                if str(row["url"]).startswith(prefix) and type_ in (None, row["type"])
+            ),
+            key=lambda row: str(row["id"]),
+        )
+
+    def wait(self, prefix: str, type_: str, count: int = 1, timeout: float = WAIT) -> list[Record]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.stored(prefix, type_)) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(found) >= count, f"{count} {type_} stored for {prefix} expected: {found}"
+        return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("site")
+    write(root / "elsewhere" / "index.html", "<!doctype html><title>elsewhere</title>x")
+    write(root / "favicon.ico", b"")
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'records.db'}"
+    with running_receiver(db_url, site_dir=root) as base:
+        yield Served(base, root, db_url)
+
+
+def by_time(rows: list[Record]) -> list[Record]:
+    return sorted(rows, key=lambda row: (row["ts"], row["id"]))
+
+
+# A small pushState router, as instant-loading themes have: it swaps the content and runs the
+# head script again (the module must ignore the second copy).
+ROUTER = """<script>
+window.go = (path, replace) => {
+  history[replace ? "replaceState" : "pushState"]({}, "", path);
+  const copy = document.createElement("script");
+  copy.textContent = document.querySelector("script[data-sitebeacon]").textContent;
+  document.head.append(copy);
+};
+</script>"""
+
+
+def test_spa_route_changes_are_visits_and_secrets_stay_home(served: Served, tab: Tab) -> None:
+    url = served.add(Config(), head=ROUTER, name="app")
+    tab.page.goto(url + "?email=a%40b.c&utm_source=news#access_token=xyz")
+    served.wait(url, "pageview")
+    time.sleep(0.3)
+    tab.page.evaluate("go('a?email=a%40b.c&utm_source=news#access_token=xyz')")
+    # scroll restoration: same path and kept parameters, another state and fragment: no visit
+    tab.page.evaluate("history.replaceState({y: 1}, '', location.pathname + location.search)")
+    tab.page.evaluate("go('a?utm_source=news&session=s3cr3t')")  # only a dropped one changed
+    time.sleep(0.3)
+    tab.page.evaluate("go('b')")
+    time.sleep(0.3)
+    tab.page.go_back()  # popstate back to a
+    served.wait(url, "pageview", 4)
+    # The module ran three more times (the router's copies) and installed nothing twice: the
+    # counts below would double otherwise.
+    assert tab.page.evaluate("document.head.querySelectorAll('script').length") == 5
+    time.sleep(0.3)
+    served.leave(tab)
+    leaves = served.wait(url, "leave", 4)
+    time.sleep(0.8)
+    pageviews = by_time(served.stored(url, "pageview"))
+    leaves = by_time(served.stored(url, "leave"))
+    routes = [
+        url + "?utm_source=news",
+        url + "a?utm_source=news",
+        url + "b",
+        url + "a?utm_source=news",
+    ]
+    assert [row["url"] for row in pageviews] == routes
+    assert [row["referrer"] for row in pageviews[1:]] == routes[:-1]
+    assert [row["url"] for row in leaves] == routes  # one leave per visit, its own route
+    assert len({row["id"] for row in leaves}) == 4
+    assert all(row["data"]["visible_ms"] >= 200 for row in leaves)
+    for row in served.stored(url):
+        text = json.dumps(row)
+        assert "email" not in text and "xyz" not in text and "s3cr3t" not in text, row
+
+
+def test_spa_off_and_hash_mode(served: Served, tab: Tab) -> None:
+    off = served.add(Config(spa="off"))
+    tab.page.goto(off)
+    served.wait(off, "pageview")
+    tab.page.evaluate("history.pushState({}, '', 'x')")
+    served.leave(tab)
+    [leave] = served.wait(off, "leave")
+    assert leave["url"] == off and len(served.stored(off, "pageview")) == 1
+
+    hashed = served.add(Config(spa="hash", transport=("beacon",)))
+    tab.page.goto(hashed + "#/one")
+    served.wait(hashed, "pageview")
+    tab.page.evaluate("location.hash = '#/two'")
+    [_, second] = by_time(served.wait(hashed, "pageview", 2))
+    assert second["url"] == hashed + "#/two" and second["referrer"] == hashed + "#/one"
+    [first_leave] = served.wait(hashed, "leave")
+    assert first_leave["url"] == hashed + "#/one"
+
+
+def test_referrer_from_another_site_is_only_its_origin(served: Served, tab: Tab) -> None:
+    url = served.add(Config())
+    # 127.0.0.1 and localhost are two sites: the referrer's path and query stay there.
+    other = served.base.replace("127.0.0.1", "localhost")
+    write(served.root / "from" / "index.html", f'<a id=go href="{url}?x=1">go</a>')
+    tab.page.goto(other + "/from/?token=abc")
+    tab.page.click("#go")
+    [pageview] = served.wait(url, "pageview")
+    assert pageview["referrer"] == other + "/"
+    assert pageview["url"] == url  # x is not a kept parameter
+
+
+def test_keep_all_query_and_clip_keeps_escapes_whole(served: Served, tab: Tab) -> None:
+    url = served.add(Config(keep_query=("*",), transport=("beacon",)))
+    # A URL whose 2048th char falls inside a %XX escape.
+    pad = "a" * (2048 - len(url) - len("?q=") - 1)
+    tab.page.goto(f"{url}?q={pad}%40%40%40")
+    [pageview] = served.wait(url, "pageview")
+    assert pageview["url"] == f"{url}?q={pad}"  # the cut escape is dropped, not half kept
+    short = served.add(Config(keep_query=("*",), transport=("beacon",)))
+    tab.page.goto(short + "?a=1&b=2#frag")
+    [row] = served.wait(short, "pageview")
+    assert row["url"] == short + "?a=1&b=2"
+
+
+# --- who is not a reader ----------------------------------------------------------------------
+
+
+def test_ignored_visitors_send_nothing(served: Served, tab: Tab, tmp_path: Path) -> None:
+    config = Config(events=("pageview", "leave", "outbound", "custom"))
+    flagged = served.add(config)
+    tab.page.goto(served.base + "/elsewhere/")
+    tab.page.evaluate("localStorage.sitebeacon_ignore = '1'")
+    tab.page.goto(flagged)
+    tab.page.evaluate("window.sitebeacon.event('x', {})")  # still callable
+    served.leave(tab)
+    host = served.add(Config(ignore_hosts=("127.0.0.1",)))
+    tab.page.evaluate("localStorage.removeItem('sitebeacon_ignore')")
+    tab.page.goto(host)
+    served.leave(tab)
+    with_port = served.add(Config(ignore_hosts=(served.base.split("//")[1],)))  # host:port
+    tab.page.goto(with_port)
+    served.leave(tab)
+    # A page opened from disk, posting to the receiver by absolute URL.
+    local = write(
+        tmp_path / "local.html",
+        SCRIPT_IN_HEAD.format(
+            module=build_module(Config(endpoint=served.base + "/collect"))
+        ).replace("</script>", "</script>local"),
+    )
+    # (a receiver could refuse a file: page's Origin anyway, so count the attempts in the page)
+    tab.page.add_init_script(
+        "window.attempts = 0; for (const [o, k] of [[navigator, 'sendBeacon'], [window, 'fetch'],"
+        " [window, 'fetchLater']]) { const f = o[k]; o[k] = (...a) => (attempts++, f && f(...a)); }"
+    )
+    tab.page.goto(local.as_uri())
+    set_hidden(tab, True)
+    assert tab.page.evaluate("attempts") == 0
+    tab.page.goto(served.base + "/elsewhere/")
+    # the same config on a flag-free page still sends, so the wait was long enough to notice
+    control = served.add(config)
+    tab.page.goto(control)
+    served.wait(control, "pageview")
+    time.sleep(0.5)
+    assert served.stored(flagged) == [] and served.stored(host) == []
+    assert served.stored(with_port) == []
+    assert served.stored("file:") == []
+
+
+# --- prerendering and background tabs ---------------------------------------------------------
+# A real speculation-rules prerender does not activate under DevTools: Chromium fetches the page
+# (Sec-Purpose: prefetch;prerender) but Preload.prerenderStatusUpdated reports
+# "PrerenderingDisabledByDevTools", under Playwright (headless, and headed under xvfb, even after
+# Page.setPrerenderingAllowed(true) on its own session) and over a raw CDP session that allowed it
+# before Preload.enable; the click then loads the prefetched page with document.prerendering
+# false. So these tests drive the states the page sees: document.prerendering / hidden set before
+# the module runs, then the events that end them. A real background tab (raw CDP) is the last
+# test of this file.
+
+PRERENDERED = """
+Object.defineProperty(document, "prerendering", {configurable: true, get: () => true});
+Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+window.activate = () => {
+  delete document.prerendering;
+  delete document.hidden;
+  document.dispatchEvent(new Event("prerenderingchange"));
+};"""
+BACKGROUND = """
+Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+window.show = () => {
+  delete document.hidden;
+  document.dispatchEvent(new Event("visibilitychange"));
+};
+"""
+
+
+def test_prerendered_page_sends_only_once_activated(served: Served, tab: Tab) -> None:
+    config = Config(events=("pageview", "leave", "custom"))
+    tab.page.add_init_script(PRERENDERED)
+    never = served.add(config)
+    tab.page.goto(never)
+    tab.page.evaluate("window.sitebeacon.event('early', {})")
+    time.sleep(0.5)
+    assert served.stored(never) == []
+    shown = served.add(config)
+    tab.page.goto(shown)  # `never` goes away without being shown: nothing from it, ever
+    tab.page.evaluate("window.sitebeacon.event('early', {})")
+    time.sleep(0.5)
+    assert served.stored(shown) == []
+    tab.page.evaluate("activate()")
+    served.wait(shown, "pageview")
+    served.wait(shown, "early")  # an event from the prerender follows the page view
+    served.leave(tab)
+    served.wait(shown, "leave")
+    time.sleep(0.5)
+    assert served.stored(never) == []
+
+
+def test_background_tab_sends_its_pageview_when_first_shown(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script(BACKGROUND)
+    never = served.add(Config())
+    tab.page.goto(never)
+    time.sleep(0.3)
+    later = served.add(Config())
+    tab.page.goto(later)
+    time.sleep(0.5)
+    assert served.stored(later) == []
+    tab.page.evaluate("show()")
+    [pageview] = served.wait(later, "pageview")
+    assert pageview["url"] == later
+    time.sleep(0.3)
+    served.leave(tab)
+    [leave] = served.wait(later, "leave")
+    assert leave["data"]["visible_ms"] >= 200
+    assert served.stored(never) == []  # loaded hidden, never shown, closed: nothing
+
+
+# --- nothing refused is lost -----------------------------------------------------------------
+
+REFUSE_ALL = """
+navigator.sendBeacon = () => false;
+window.fetchLater = () => { throw new DOMException("full", "QuotaExceededError"); };
+const realFetch = window.fetch;
+window.fetch = (...args) =>
+  window.refuse ? Promise.reject(new TypeError("refused")) : realFetch(...args);
+window.refuse = !sessionStorage.accept;
+"""
+
+
+def test_rejected_keepalive_chains_to_the_next_transport(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script("window.fetch = () => Promise.reject(new TypeError('over budget'));")
+    url = served.add(Config(transport=("keepalive", "beacon")))
+    tab.page.goto(url)
+    [pageview] = served.wait(url, "pageview")
+    assert pageview["transport"] == "beacon"
+
+
+def test_refused_records_wait_and_go_as_one_array_later(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script(REFUSE_ALL)
+    url = served.add(Config(events=("pageview", "leave", "custom")))
+    tab.page.goto(url)
+    tab.page.evaluate("for (let i = 0; i < 3; i++) sitebeacon.event('queued', {i})")
+    queue = tab.page.evaluate("JSON.parse(localStorage.sitebeacon_queue)")
+    assert queue[0] == 0 and [rec["type"] for rec in queue[1:]] == ["pageview", *["queued"] * 3]
+    time.sleep(0.5)
+    assert served.stored(url) == []
+    # The next load can send again: the queue goes as one JSON array body.
+    tab.page.evaluate("sessionStorage.accept = 1")
+    bodies: list[str] = []
+    tab.page.on(
+        "request",
+        lambda request: (
+            bodies.append(request.post_data or "") if request.method == "POST" else None
+        ),
+    )
+    tab.page.reload()
+    retried = served.wait(url, "queued", 3)
+    assert all(row["data"]["retried"] == 1 for row in retried)
+    assert sorted(row["data"]["i"] for row in retried) == [0, 1, 2]
+    [first, second] = by_time(served.wait(url, "pageview", 2))
+    assert first["data"] == {"retried": 1} and not second["data"]
+    # the leave refused at the reload's pagehide waited too: five records in one array body
+    [leave] = served.wait(url, "leave")
+    assert leave["data"]["retried"] == 1 and leave["data"]["visible_ms"] > 0
+    assert any(body.startswith("[") and body.count('"retried":1') == 5 for body in bodies)
+    assert tab.page.evaluate("localStorage.sitebeacon_queue") is None
+
+
+def test_queue_is_bounded_and_counts_what_it_dropped(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script(REFUSE_ALL)
+    url = served.add(Config(events=("custom",)))
+    tab.page.goto(url)
+    tab.page.evaluate("for (let i = 0; i < 25; i++) sitebeacon.event('burst', {i})")
+    queue = tab.page.evaluate("JSON.parse(localStorage.sitebeacon_queue)")
+    assert queue[0] == 5 and len(queue) == 21  # 20 kept, 5 dropped and counted
+    # by bytes too: 3 records of ~15 KB fill 32 KiB
+    tab.page.evaluate("localStorage.removeItem('sitebeacon_queue')")
+    tab.page.evaluate(
+        "for (let i = 0; i < 3; i++) sitebeacon.event('big', {i, s: 'x'.repeat(15000)})"
+    )
+    queue = tab.page.evaluate("JSON.parse(localStorage.sitebeacon_queue)")
+    assert queue[0] == 1 and len(queue) == 3
+    # an old record (over 24 h) is left out of the next flush
+    tab.page.evaluate(
+        "const q = JSON.parse(localStorage.sitebeacon_queue);"
+        "q[1].ts -= 25 * 3600 * 1000; localStorage.sitebeacon_queue = JSON.stringify(q);"
+    )
+    tab.page.evaluate("sessionStorage.accept = 1")
+    tab.page.reload()
+    [big] = served.wait(url, "big")
+    assert big["data"]["i"] == 1 and big["data"]["retried"] == 1 and big["data"]["dropped"] == 1
+    time.sleep(0.5)
+    assert len(served.stored(url, "big")) == 1
+
+
+def test_a_burst_of_big_events_is_stored_or_counted(served: Served, tab: Tab) -> None:
+    # Twelve ~15 KB events at once overrun every in-flight budget: each is stored now, stored
+    # from the queue at the next load, or counted as dropped there; none vanishes unseen.
+    url = served.add(Config(events=("custom",)))
+    tab.page.goto(url)
+    tab.page.evaluate(
+        "for (let i = 0; i < 12; i++) sitebeacon.event('burst', {i, s: 'x'.repeat(15000)})"
+    )
+    time.sleep(1.5)
+    tab.page.reload()
+    time.sleep(1.5)
+    rows = served.stored(url, "burst")
+    dropped = sum(row["data"].get("dropped", 0) for row in rows)
+    assert len({row["data"]["i"] for row in rows}) + dropped == 12, [
+        row["data"].get("i") for row in rows
+    ]
+
+
+def test_ids_are_time_first_from_getrandomvalues(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script("Math.random = () => { throw new Error('Math.random used'); };")
+    url = served.add(Config(events=("pageview", "custom")))
+    tab.page.goto(url)
+    for _ in range(3):
+        tab.page.evaluate("sitebeacon.event('tick', {})")
+    rows = served.wait(url, "tick", 3) + served.stored(url, "pageview")
+    ids = [row["id"] for row in rows]
+    assert len(set(ids)) == 4 and all(ID_PATTERN.fullmatch(i) for i in ids)
+    for row in rows:  # the id starts with its ts in base 36
+        assert abs(int(row["id"][:8], 36) - row["ts"]) < 5_000
+
+
+def test_custom_data_that_json_rejects_is_counted_without_it(served: Served, tab: Tab) -> None:
+    url = served.add(Config(events=("custom",)))
+    tab.page.goto(url)
+    tab.page.evaluate("const a = {}; a.self = a; sitebeacon.event('cycle', a)")
+    tab.page.evaluate("sitebeacon.event('big', {n: 10n})")
+    assert served.wait(url, "cycle")[0]["data"] is None
+    assert served.wait(url, "big")[0]["data"] is None
+
+
+STUB = (
+    "<script>window.sitebeacon=window.sitebeacon||{q:[],event(){this.q.push(arguments)}}</script>"
+)
+
+
+def test_external_script_replays_calls_queued_by_the_stub(served: Served, tab: Tab) -> None:
+    config = Config(events=("pageview", "custom"), script_mode="external")
+    path = f"/ext{next(served.pages)}/"
+    write(served.root / path.strip("/") / "sitebeacon.js", build_module(config))
+    write(
+        served.root / path.strip("/") / "index.html",
+        f"<!doctype html><head>{STUB}<script defer src=sitebeacon.js></script>"
+        "<script>sitebeacon.event('early', {n: 1})</script></head><body>x",
+    )
+    url = served.base + path
+    tab.page.goto(url)
+    [early] = served.wait(url, "early")
+    assert early["data"] == {"n": 1}
+    served.wait(url, "pageview")
+
+
+# --- links: downloads, own hosts, shadow roots, areas --------------------------------------------
+
+
+def test_downloads_own_hosts_shadow_roots_and_areas(
+    served: Served, elsewhere: Recorder, tab: Tab
+) -> None:
+    www = served.base.replace("127.0.0.1", "www.127.0.0.1")  # www and apex: the same site
+    config = Config(
+        transport=("beacon",),
+        events=("pageview", "outbound", "download"),
+        hosts=("localhost:" + served.base.rsplit(":", 1)[1],),
+    )
+    url = served.add(
+        config,
+        body=f'<a id=pdf href="/files/report.pdf?v=2" target=_blank>pdf</a>'
+        '<a id=html href="/files/page.html" target=_blank>html</a>'
+        f'<a id=www href="{www}/y" target=_blank>www</a>'
+        f'<a id=own href="{served.base.replace("127.0.0.1", "localhost")}/x" target=_blank>own</a>'
+        f'<div id=host></div><map name=m><area id=area href="{elsewhere.base}/area" '
+        'shape=rect coords="0,0,50,50" target=_blank></map><img usemap=#m width=50 height=50 '
+        'src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+        "<script>document.getElementById('host').attachShadow({mode: 'open'}).innerHTML = "
+        f"'<a id=shadow href=\"{elsewhere.base}/shadow\" target=_blank>shadow</a>';</script>",
+    )
+    tab.page.goto(url)
+    served.wait(url, "pageview")
+    for selector in ("#pdf", "#html", "#own", "#www", "#host >> #shadow"):
+        tab.page.click(selector)
+    box = tab.page.locator("img").bounding_box()
+    tab.page.mouse.click(box["x"] + 10, box["y"] + 10)  # on the image map's <area>
+    outbound = served.wait(url, "outbound", 2)
+    [download] = served.wait(url, "download")
+    assert download["target"] == served.base + "/files/report.pdf?v=2"
+    assert sorted(row["target"] for row in outbound) == [
+        elsewhere.base + "/area",
+        elsewhere.base + "/shadow",
+    ]
+    time.sleep(0.5)
+    assert len(served.stored(url, "outbound")) == 2 and len(served.stored(url, "download")) == 1
+
+
+def test_a_failed_flush_keeps_the_queue_and_online_sends_it(served: Served, tab: Tab) -> None:
+    tab.page.add_init_script(REFUSE_ALL)
+    url = served.add(Config(events=("custom",)))
+    tab.page.goto(url)
+    tab.page.evaluate("sitebeacon.event('waits', {})")
+    tab.page.reload()  # the flush at load is refused too: the record waits again
+    tab.page.wait_for_function("localStorage.sitebeacon_queue?.includes('waits')")
+    time.sleep(0.3)
+    assert served.stored(url) == []
+    tab.page.evaluate("window.refuse = false; dispatchEvent(new Event('online'))")
+    [row] = served.wait(url, "waits")
+    assert row["data"]["retried"] == 1
+    # a queue that is not JSON (another script's) is replaced, and the module works on
+    tab.page.evaluate("localStorage.sitebeacon_queue = '{not json'")
+    tab.page.evaluate("sessionStorage.accept = 1")
+    tab.page.reload()
+    tab.page.evaluate("sitebeacon.event('after', {})")
+    served.wait(url, "after")
+
+
+def test_a_real_background_tab_sends_when_first_shown(chromium: str, served: Served) -> None:
+    # Over raw CDP (no Playwright focus emulation) a tab opened with background: true really
+    # loads hidden, and Target.activateTarget really shows it.
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sitebeacon.proof.browser import RawChromium
+
+    shown, never = served.add(Config()), served.add(Config())
+
+    async def drive() -> None:
+        raw = RawChromium(chromium)
+        await raw.start()
+        try:
+            context = (await raw.call("Target.createBrowserContext"))["browserContextId"]
+            front = {"url": "about:blank", "browserContextId": context}
+            await raw.call("Target.createTarget", front)
+            tabs = {}
+            for url in (shown, never):
+                target = {**front, "url": url, "background": True, "newWindow": False}
+                tabs[url] = (await raw.call("Target.createTarget", target))["targetId"]
+            session = (
+                await raw.call("Target.attachToTarget", {"targetId": tabs[shown], "flatten": True})
+            )["sessionId"]
+            state = {"expression": "document.readyState + ' ' + document.visibilityState"}
+            for _ in range(100):
+                answer = await raw.call("Runtime.evaluate", state, session)
+                if answer["result"]["value"] == "complete hidden":
+                    break
+                await asyncio.sleep(0.1)
+            assert answer["result"]["value"] == "complete hidden"
+            await asyncio.sleep(1.0)
+            assert served.stored(shown) == []  # loaded, but never seen yet
+            await raw.call("Target.activateTarget", {"targetId": tabs[shown]})
+            deadline = time.monotonic() + WAIT
+            while not served.stored(shown, "pageview") and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await raw.call("Target.closeTarget", {"targetId": tabs[never]})  # closed unseen
+            await asyncio.sleep(1.0)
+        finally:
+            await raw.close()
+
+    # Its own thread: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, drive()).result()
+    assert len(served.stored(shown, "pageview")) == 1
+    assert served.stored(never) == []
