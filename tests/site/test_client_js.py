@@ -1194,7 +1194,7 @@ def test_a_real_background_tab_sends_when_first_shown(chromium: str, served: Ser
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from sitebeacon.proof.browser import RawChromium
+    from sitebeacon.proof.engines.chromium import RawChromium
 
     shown, never = served.add(Config()), served.add(Config())
 
