@@ -27,6 +27,27 @@ UPSERT_TAIL = (
 NEW_COLUMNS = ("visitor", "browser", "os", "device")
 """Columns added after the first schema: a database that lacks them gets them on open."""
 
+# Each column's type in each store, in COLUMNS order: the one place a column is declared.
+_COLUMN_TYPES: dict[str, tuple[str, str]] = {
+    "id": ("TEXT NOT NULL UNIQUE", "TEXT NOT NULL UNIQUE"),
+    "received_at": ("TEXT NOT NULL", "TIMESTAMPTZ NOT NULL"),
+    "type": ("TEXT NOT NULL", "TEXT NOT NULL"),
+    "seq": ("INTEGER NOT NULL DEFAULT 0", "BIGINT NOT NULL DEFAULT 0"),
+    "ts": ("INTEGER", "BIGINT"),
+    "url": ("TEXT NOT NULL", "TEXT NOT NULL"),
+    "bot": ("INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),
+}
+
+
+def records_schema(dialect: str) -> str:
+    """`CREATE TABLE records` for `sqlite` or `postgresql`: an `n` key that orders rows as they
+    came, then COLUMNS (text unless `_COLUMN_TYPES` says otherwise)."""
+    index = 0 if dialect == "sqlite" else 1
+    key = "n INTEGER PRIMARY KEY" if dialect == "sqlite" else "n BIGSERIAL PRIMARY KEY"
+    columns = [f"{name} {_COLUMN_TYPES.get(name, ('TEXT', 'TEXT'))[index]}" for name in COLUMNS]
+    return "CREATE TABLE IF NOT EXISTS records (\n    " + ",\n    ".join([key, *columns]) + "\n)"
+
+
 SALT_SCHEMA = "CREATE TABLE IF NOT EXISTS salts (day TEXT PRIMARY KEY, salt TEXT NOT NULL)"
 ROLLUP_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS report_days"

@@ -14,12 +14,14 @@ from typing import Any
 
 from sitebeacon.collect.stores.base import (
     COLUMNS,
+    NEW_COLUMNS,
     ROLLUP_SCHEMA,
     SALT_SCHEMA,
     UPSERT_TAIL,
     Store,
     StoreError,
     previous_day,
+    records_schema,
     row_dict,
 )
 from sitebeacon.collect.types import Row
@@ -30,33 +32,14 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     psycopg = None  # type: ignore[assignment]
 
-PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    n BIGSERIAL PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    received_at TIMESTAMPTZ NOT NULL,
-    type TEXT NOT NULL,
-    url TEXT NOT NULL,
-    referrer TEXT,
-    target TEXT,
-    transport TEXT,
-    content_type TEXT,
-    fetch_mode TEXT,
-    seq BIGINT NOT NULL DEFAULT 0,
-    ts BIGINT,
-    data TEXT,
-    bot BOOLEAN NOT NULL DEFAULT FALSE,
-    visitor TEXT,
-    browser TEXT,
-    os TEXT,
-    device TEXT
-);
-ALTER TABLE records ADD COLUMN IF NOT EXISTS visitor TEXT;
-ALTER TABLE records ADD COLUMN IF NOT EXISTS browser TEXT;
-ALTER TABLE records ADD COLUMN IF NOT EXISTS os TEXT;
-ALTER TABLE records ADD COLUMN IF NOT EXISTS device TEXT;
-CREATE INDEX IF NOT EXISTS records_received ON records (received_at);
-"""
+PG_SCHEMA = (
+    records_schema("postgresql")
+    + ";\n"
+    + "".join(
+        f"ALTER TABLE records ADD COLUMN IF NOT EXISTS {name} TEXT;\n" for name in NEW_COLUMNS
+    )
+    + "CREATE INDEX IF NOT EXISTS records_received ON records (received_at);\n"
+)
 
 PG_ROLLUP_TRIGGER = """
 CREATE OR REPLACE FUNCTION sitebeacon_summary_stale() RETURNS trigger AS $$

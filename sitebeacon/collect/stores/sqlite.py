@@ -21,6 +21,7 @@ from sitebeacon.collect.stores.base import (
     Store,
     StoreError,
     previous_day,
+    records_schema,
     row_dict,
 )
 from sitebeacon.collect.types import Row
@@ -28,28 +29,7 @@ from sitebeacon.errors import SitebeaconError
 
 log = logging.getLogger("sitebeacon.store")
 
-SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    n INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    received_at TEXT NOT NULL,
-    type TEXT NOT NULL,
-    url TEXT NOT NULL,
-    referrer TEXT,
-    target TEXT,
-    transport TEXT,
-    content_type TEXT,
-    fetch_mode TEXT,
-    seq INTEGER NOT NULL DEFAULT 0,
-    ts INTEGER,
-    data TEXT,
-    bot INTEGER NOT NULL DEFAULT 0,
-    visitor TEXT,
-    browser TEXT,
-    os TEXT,
-    device TEXT
-)
-"""
+SQLITE_SCHEMA = records_schema("sqlite")
 # The reports read a period by received_at (ISO text sorts as time).
 SQLITE_INDEXES = ("CREATE INDEX IF NOT EXISTS records_received ON records (received_at)",)
 
