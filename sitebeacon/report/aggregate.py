@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -108,7 +109,7 @@ def median(values: Sequence[float]) -> float | None:
     return _number((values[middle - 1] + values[middle]) / 2)
 
 
-def median_of_runs(runs: Iterable[list[float]]) -> float | None:
+def median_of_runs(runs: Iterable[Sequence[float]]) -> float | None:
     """The median of every value of sorted `runs`, without merging them: each middle value is
     found by bisecting the value range (counting with `bisect` in every run), then taken
     exactly as the smallest stored value above the bound. ~100 steps x runs, not n log n."""
@@ -120,7 +121,7 @@ def median_of_runs(runs: Iterable[list[float]]) -> float | None:
     return _number((middle[0] + middle[1]) / 2)
 
 
-def _kth(lists: list[list[float]], rank: int) -> float:
+def _kth(lists: list[Sequence[float]], rank: int) -> float:
     """The value of 0-based `rank` among every value of the sorted lists.
 
     Bisects the value range, narrowing each list to its values inside the range, until few
@@ -146,6 +147,35 @@ def _kth(lists: list[list[float]], rank: int) -> float:
             active = [(run, cut, end) for run, _, cut, end in cuts if end > cut]
     rest = sorted(value for run, start, end in active for value in run[start:end])
     return rest[rank - below]
+
+
+SMALL = 65_536
+"""Up to this many values a page's runs are merged by sorting; above, ranks are selected."""
+
+
+def _page_times(
+    runs: Sequence[Sequence[float]],
+) -> tuple[int, float | None, float | None, int, int]:
+    """(count, median, p75, quick exits, reads) of a page's sorted runs of visible times.
+
+    Small pages sort their values once; large ones (the top pages of a year) select the few
+    ranks the figures need with `_kth` and count the thresholds by bisecting each run."""
+    lists = [run for run in runs if len(run)]
+    count = sum(len(run) for run in lists)
+    if count <= SMALL or len(lists) == 1:
+        values: Sequence[float] = lists[0] if len(lists) == 1 else sorted(chain(*lists))
+        quick = bisect.bisect_left(values, QUICK_MS)
+        read = count - bisect.bisect_left(values, READ_MS)
+        return count, median(values), percentile(values, 0.75), quick, read
+    quick = sum(bisect.bisect_left(run, QUICK_MS) for run in lists)
+    read = count - sum(bisect.bisect_left(run, READ_MS) for run in lists)
+    middle = _number((_kth(lists, (count - 1) // 2) + _kth(lists, count // 2)) / 2)
+    position = (count - 1) * 0.75
+    low = math.floor(position)
+    low_value = _kth(lists, low)
+    high_value = _kth(lists, min(low + 1, count - 1))
+    p75 = _number(low_value + (high_value - low_value) * (position - low))
+    return count, middle, p75, quick, read
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -199,6 +229,7 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
         "mix": Counter(),
         "pages": defaultdict(lambda: [0, 0, 0, 0]),
         "visible": defaultdict(list),
+        "all": [],
         "visitors": 0,
         "visits": defaultdict(lambda: [0, 0]),
         "page_visitors": Counter(),
@@ -218,7 +249,8 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
             for index, count in enumerate(counts):
                 into[index] += count
         for url, values in part["visible"].items():
-            total["visible"][url].extend(values)
+            total["visible"][url].append(values)  # sorted runs, merged only where needed
+        total["all"].append(part["all"])
         for name in ("retried", "no_visitor", "no_class"):
             total[name] += part[name]
     for visit in visits:
@@ -228,9 +260,6 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
             into[1] += counts[1]
         total["visitors"] += visit["visitors"]
         total["page_visitors"].update(visit["page_visitors"])
-    if len(parts) > 1:
-        for values in total["visible"].values():
-            values.sort()  # timsort merges the sorted runs
     return total
 
 
@@ -267,7 +296,7 @@ def _headline(total: dict[str, Any]) -> dict[str, Any]:
         "bounces": sum(b for _, b in total["visits"].values()),
         "visitors": total["visitors"],
         "leaves": types.get(LEAVE, 0),
-        "median_visible_ms": median_of_runs(total["visible"].values()),
+        "median_visible_ms": median_of_runs(total["all"]),
         "outbound": types.get(OUTBOUND, 0),
         "downloads": types.get(DOWNLOAD, 0),
     }
@@ -304,19 +333,17 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
     for url, (views, leaves, outbound, downloads) in total["pages"].items():
         if not views and not leaves:
             continue  # only outbound/download records name it: listed under targets
-        values = total["visible"].get(url, [])
-        quick = bisect.bisect_left(values, QUICK_MS)
-        read = len(values) - bisect.bisect_left(values, READ_MS)
+        count, middle, p75, quick, read = _page_times(total["visible"].get(url, []))
         page_rows.append(
             {
                 "url": url,
                 "pageviews": views,
                 "visitors": total["page_visitors"].get(url, 0),
                 "leaves": leaves,
-                "median_visible_ms": median(values),
-                "p75_visible_ms": percentile(values, 0.75),
-                "quick_exits": pct(quick, len(values)),
-                "read_share": pct(read, len(values)),
+                "median_visible_ms": middle,
+                "p75_visible_ms": p75,
+                "quick_exits": pct(quick, count),
+                "read_share": pct(read, count),
                 "outbound": outbound,
                 "outbound_per_view": round(outbound / views, 3) if views else None,
                 "downloads": downloads,
