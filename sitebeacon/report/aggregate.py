@@ -264,27 +264,44 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
 
 
 def _select(
-    day_summaries: dict[date, dict[str, Any]], options: Options, *, bots: bool = False
+    units: list[dict[str, Any]], options: Options, *, bots: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The parts a report counts (or, with `bots`, the bot parts it leaves out), and the
     visit figures made for the same selection."""
-    site = options.site.lower() if options.site else None
     chosen = []
     visits = []
-    visit_key = f"{site or '*'}{SEP}{'*' if options.include_bots else '0'}"
-    for summary in day_summaries.values():
+    visit_key = f"{_site(options) or '*'}{SEP}{'*' if options.include_bots else '0'}"
+    for summary in units:
         for key, part in summary["parts"].items():
-            host, _, bot = key.partition(SEP)
-            if site is not None and host != site:
-                continue
-            if bots:
-                if bot == "1":
-                    chosen.append(part)
-            elif bot == "0" or options.include_bots:
+            if _counted(key, options, bots=bots):
                 chosen.append(part)
         if not bots and visit_key in summary["visits"]:
             visits.append(summary["visits"][visit_key])
     return chosen, visits
+
+
+def _site(options: Options) -> str | None:
+    return options.site.lower() if options.site else None
+
+
+def _counted(key: str, options: Options, *, bots: bool = False) -> bool:
+    """Whether a part ("host<SEP>bot") is counted (or, with `bots`, is a bot part left out)."""
+    host, _, bot = key.partition(SEP)
+    site = _site(options)
+    if site is not None and host != site:
+        return False
+    if bots:
+        return bot == "1"
+    return bot == "0" or options.include_bots
+
+
+def _daily(units: list[dict[str, Any]], options: Options) -> Counter[str]:
+    """Page views by day, from each summary's per-day, per-part figures."""
+    days: Counter[str] = Counter()
+    for summary in units:
+        for day, parts in summary["daily"].items():
+            days[day] += sum(count for key, count in parts.items() if _counted(key, options))
+    return days
 
 
 def _headline(total: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +325,8 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
     previous = period.previous()
     this_days = summaries(store, period.dates())
     before_days = summaries(store, previous.dates())
+    this_daily = _daily(this_days, options)
+    before_daily = _daily(before_days, options)
     total = _merge(_select(this_days, options))
     before_total = _merge(_select(before_days, options))
     head = _headline(total)
@@ -389,14 +408,12 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
 
     daily = []
     for day, previous_day in zip(period.dates(), previous.dates(), strict=True):
-        now_parts = _select({day: this_days[day]}, options)[0]
-        then_parts = _select({previous_day: before_days[previous_day]}, options)[0]
         daily.append(
             {
                 "date": day.isoformat(),
-                "pageviews": sum(p["types"].get(PAGEVIEW, 0) for p in now_parts),
+                "pageviews": this_daily[day.isoformat()],
                 "previous_date": previous_day.isoformat(),
-                "previous_pageviews": sum(p["types"].get(PAGEVIEW, 0) for p in then_parts),
+                "previous_pageviews": before_daily[previous_day.isoformat()],
             }
         )
 
