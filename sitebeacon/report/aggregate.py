@@ -121,7 +121,7 @@ def median_of_runs(runs: Iterable[Sequence[float]]) -> float | None:
     return _number((middle[0] + middle[1]) / 2)
 
 
-def _kth(lists: list[Sequence[float]], rank: int) -> float:
+def _kth(lists: list[Sequence[float]], rank: int, leave: int = 65_536) -> float:
     """The value of 0-based `rank` among every value of the sorted lists.
 
     Bisects the value range, narrowing each list to its values inside the range, until few
@@ -130,7 +130,7 @@ def _kth(lists: list[Sequence[float]], rank: int) -> float:
     high = float(max(run[-1] for run in lists))  # every value at or below it
     below = 0  # values at or below `low`
     active = [(run, 0, len(run)) for run in lists]  # values in (low, high]
-    while sum(end - start for _, start, end in active) > 65_536:
+    while sum(end - start for _, start, end in active) > leave:
         middle = (low + high) / 2
         if not low < middle < high:
             break  # adjacent floats: no value lies strictly between
@@ -149,8 +149,9 @@ def _kth(lists: list[Sequence[float]], rank: int) -> float:
     return rest[rank - below]
 
 
-SMALL = 65_536
-"""Up to this many values a page's runs are merged by sorting; above, ranks are selected."""
+SMALL = 1024
+"""Up to this many values a page's runs are merged by sorting; above, ranks are selected
+(bisecting a dozen runs beats sorting a year's values of the long tail)."""
 
 
 def _page_times(
@@ -169,11 +170,11 @@ def _page_times(
         return count, median(values), percentile(values, 0.75), quick, read
     quick = sum(bisect.bisect_left(run, QUICK_MS) for run in lists)
     read = count - sum(bisect.bisect_left(run, READ_MS) for run in lists)
-    middle = _number((_kth(lists, (count - 1) // 2) + _kth(lists, count // 2)) / 2)
+    middle = _number((_kth(lists, (count - 1) // 2, SMALL) + _kth(lists, count // 2, SMALL)) / 2)
     position = (count - 1) * 0.75
     low = math.floor(position)
-    low_value = _kth(lists, low)
-    high_value = _kth(lists, min(low + 1, count - 1))
+    low_value = _kth(lists, low, SMALL)
+    high_value = _kth(lists, min(low + 1, count - 1), SMALL)
     p75 = _number(low_value + (high_value - low_value) * (position - low))
     return count, middle, p75, quick, read
 

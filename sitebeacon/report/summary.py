@@ -278,21 +278,27 @@ def finished(day: date, today: date | None = None) -> bool:
     return day < (today or datetime.now(UTC).date()) - timedelta(days=1)
 
 
-def _months(days: list[date], today: date | None = None) -> dict[str, list[date]]:
-    """The calendar months `days` cover whole, every day of them finished."""
+def _spans(days: list[date], today: date | None = None) -> dict[str, list[date]]:
+    """The calendar months ("2026-11") `days` cover whole, then the weeks ("2026-11-02w",
+    Monday to Sunday) they cover whole outside those months; every day of them finished.
+    A 30-day window not aligned to a month then merges ~4 weeks and a few days."""
     wanted = set(days)
-    months: dict[str, list[date]] = {}
-    for day in days:
-        if day.day != 1 or day in months:
-            continue
-        month = []
-        step = day
-        while step.month == day.month:
-            month.append(step)
-            step += timedelta(days=1)
-        if all(one in wanted and finished(one, today) for one in month):
-            months[day.isoformat()[:7]] = month
-    return months
+    spans: dict[str, list[date]] = {}
+    taken: set[date] = set()
+    for weekly in (False, True):
+        for day in days:
+            if day in taken or (day.weekday() != 0 if weekly else day.day != 1):
+                continue
+            span = [day]
+            while True:
+                step = span[-1] + timedelta(days=1)
+                if len(span) == 7 if weekly else step.month != day.month:
+                    break
+                span.append(step)
+            if all(one in wanted and one not in taken and finished(one, today) for one in span):
+                spans[f"{day.isoformat()}w" if weekly else day.isoformat()[:7]] = span
+                taken.update(span)
+    return spans
 
 
 def _fingerprint(month: str, stamps: list[bytes]) -> str:
@@ -302,7 +308,7 @@ def _fingerprint(month: str, stamps: list[bytes]) -> str:
 
 
 MONTH_SEP = "~"
-"""Sorts after every day of its month ("2026-11~…" > "2026-11-30"), and never in a day key."""
+"""Ends a span's label: sorts after every day ("2026-11~…" > "2026-11-30"), never in a day key."""
 
 
 def summaries(store: Store, days: list[date]) -> list[dict[str, Any]]:
@@ -320,7 +326,7 @@ def summaries(store: Store, days: list[date]) -> list[dict[str, Any]]:
             [VERSION, first, last],
         )
     }
-    months = _months(days)
+    months = _spans(days)
     keys = {
         month: _fingerprint(month, [stamps[day] for day in month_days])
         for month, month_days in months.items()
