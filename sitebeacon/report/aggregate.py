@@ -117,11 +117,11 @@ def median_of_runs(runs: Iterable[Sequence[float]]) -> float | None:
     total = sum(len(run) for run in lists)
     if not total:
         return None
-    middle = [_kth(lists, (total - 1) // 2), _kth(lists, total // 2)]
+    middle = [_kth(lists, (total - 1) // 2, SMALL), _kth(lists, total // 2, SMALL)]
     return _number((middle[0] + middle[1]) / 2)
 
 
-def _kth(lists: list[Sequence[float]], rank: int, leave: int = 65_536) -> float:
+def _kth(lists: list[Sequence[float]], rank: int, leave: int) -> float:
     """The value of 0-based `rank` among every value of the sorted lists.
 
     Bisects the value range, narrowing each list to its values inside the range, until few
