@@ -1,9 +1,10 @@
 """The report's numbers: aggregated in SQL by the store, finished in Python.
 
-A report is the merge of exact daily summaries (`rollup.py`): each finished day is summed up
-once, kept in the store, and merged with the others; today's and yesterday's are made afresh.
-Medians stay exact: a summary keeps every leave's visible time per page, sorted, so the median
-is the mean of the two middle values, as `statistics.median` has it.
+A report is the merge of exact summaries (`summary.py`): each finished day is summed up once,
+kept in the store (whole months and weeks also as rollups), and merged with the others; today's
+and yesterday's are made afresh. Medians stay exact: a summary keeps every leave's visible time
+per page, sorted, and the middle values are selected from those runs, as `statistics.median`
+has it (the mean of the two middle values for an even count).
 """
 
 from __future__ import annotations

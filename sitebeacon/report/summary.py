@@ -4,7 +4,10 @@ A report of 30 days merges 30 summaries instead of reading two million rows. Eac
 split by (site host, bot) so `--site` and `--include-bots` pick parts of it, and holds counts,
 not samples, plus every leave's visible time per page (sorted), so merged medians are exact.
 Finished days (before yesterday, UTC) are stored; a trigger in the store deletes a day's
-summary when one of its rows changes, and `import` drops the days it writes into.
+summary when one of its rows changes, and `import` drops the days it writes into. Whole
+calendar months and Monday-Sunday weeks are also kept as rollups of their days, so a year
+merges ~12 summaries; a rollup is keyed by its days' random stamps, so it is only used while
+every one of those day summaries is the one it was made from.
 """
 
 from __future__ import annotations
