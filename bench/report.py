@@ -339,15 +339,19 @@ def main() -> None:
             subprocess.run(["psql", url, "-q", "-c", "DELETE FROM report_days"], check=True)
         month = ["--since", month_since, "--format", "json", "-o", "/dev/null"]
         runs = [("month json, first", month), ("month json, again", month)]
+        # 30 days off the calendar month (week rollups and single days, not the month's).
+        shifted = (until - timedelta(days=3)).isoformat()
+        off = ["--since", (until - timedelta(days=32)).isoformat(), "--format", "json"]
+        off += ["-o", "/dev/null", "--until", shifted]  # the first makes the week rollups
+        runs += [("30 days off the month, first", off), ("30 days off the month, again", off)]
         if args.months > 1:
             whole = ["--since", first.isoformat(), "--format", "json", "-o", "/dev/null"]
             runs += [("whole json, first", whole), ("whole json, again", whole)]
         html = work / f"{name}.html"
         runs.append(("month html", ["--since", month_since, "-o", str(html)]))
         for label, extra in runs:
-            wall, cpu, _ = timed(
-                [*cli, "report", "--db", url, "--until", until.isoformat(), *extra]
-            )
+            end = [] if "--until" in extra else ["--until", until.isoformat()]
+            wall, cpu, _ = timed([*cli, "report", "--db", url, *end, *extra])
             print(
                 f"[{name}] report {label}: {wall:.2f} s wall, {cpu:.2f} s CPU"
                 f" = {wall / base_wall:.2f}x export|wc -l"

@@ -1,9 +1,10 @@
 """The report's numbers: aggregated in SQL by the store, finished in Python.
 
-A report is the merge of exact daily summaries (`rollup.py`): each finished day is summed up
-once, kept in the store, and merged with the others; today's and yesterday's are made afresh.
-Medians stay exact: a summary keeps every leave's visible time per page, sorted, so the median
-is the mean of the two middle values, as `statistics.median` has it.
+A report is the merge of exact summaries (`summary.py`): each finished day is summed up once,
+kept in the store (whole months and weeks also as rollups), and merged with the others; today's
+and yesterday's are made afresh. Medians stay exact: a summary keeps every leave's visible time
+per page, sorted, and the middle values are selected from those runs, as `statistics.median`
+has it (the mean of the two middle values for an even count).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -108,7 +110,7 @@ def median(values: Sequence[float]) -> float | None:
     return _number((values[middle - 1] + values[middle]) / 2)
 
 
-def median_of_runs(runs: Iterable[list[float]]) -> float | None:
+def median_of_runs(runs: Iterable[Sequence[float]]) -> float | None:
     """The median of every value of sorted `runs`, without merging them: each middle value is
     found by bisecting the value range (counting with `bisect` in every run), then taken
     exactly as the smallest stored value above the bound. ~100 steps x runs, not n log n."""
@@ -116,11 +118,11 @@ def median_of_runs(runs: Iterable[list[float]]) -> float | None:
     total = sum(len(run) for run in lists)
     if not total:
         return None
-    middle = [_kth(lists, (total - 1) // 2), _kth(lists, total // 2)]
+    middle = [_kth(lists, (total - 1) // 2, SMALL), _kth(lists, total // 2, SMALL)]
     return _number((middle[0] + middle[1]) / 2)
 
 
-def _kth(lists: list[list[float]], rank: int) -> float:
+def _kth(lists: list[Sequence[float]], rank: int, leave: int) -> float:
     """The value of 0-based `rank` among every value of the sorted lists.
 
     Bisects the value range, narrowing each list to its values inside the range, until few
@@ -129,7 +131,7 @@ def _kth(lists: list[list[float]], rank: int) -> float:
     high = float(max(run[-1] for run in lists))  # every value at or below it
     below = 0  # values at or below `low`
     active = [(run, 0, len(run)) for run in lists]  # values in (low, high]
-    while sum(end - start for _, start, end in active) > 65_536:
+    while sum(end - start for _, start, end in active) > leave:
         middle = (low + high) / 2
         if not low < middle < high:
             break  # adjacent floats: no value lies strictly between
@@ -146,6 +148,36 @@ def _kth(lists: list[list[float]], rank: int) -> float:
             active = [(run, cut, end) for run, _, cut, end in cuts if end > cut]
     rest = sorted(value for run, start, end in active for value in run[start:end])
     return rest[rank - below]
+
+
+SMALL = 1024
+"""Up to this many values a page's runs are merged by sorting; above, ranks are selected
+(bisecting a dozen runs beats sorting a year's values of the long tail)."""
+
+
+def _page_times(
+    runs: Sequence[Sequence[float]],
+) -> tuple[int, float | None, float | None, int, int]:
+    """(count, median, p75, quick exits, reads) of a page's sorted runs of visible times.
+
+    Small pages sort their values once; large ones (the top pages of a year) select the few
+    ranks the figures need with `_kth` and count the thresholds by bisecting each run."""
+    lists = [run for run in runs if len(run)]
+    count = sum(len(run) for run in lists)
+    if count <= SMALL or len(lists) == 1:
+        values: Sequence[float] = lists[0] if len(lists) == 1 else sorted(chain(*lists))
+        quick = bisect.bisect_left(values, QUICK_MS)
+        read = count - bisect.bisect_left(values, READ_MS)
+        return count, median(values), percentile(values, 0.75), quick, read
+    quick = sum(bisect.bisect_left(run, QUICK_MS) for run in lists)
+    read = count - sum(bisect.bisect_left(run, READ_MS) for run in lists)
+    middle = _number((_kth(lists, (count - 1) // 2, SMALL) + _kth(lists, count // 2, SMALL)) / 2)
+    position = (count - 1) * 0.75
+    low = math.floor(position)
+    low_value = _kth(lists, low, SMALL)
+    high_value = _kth(lists, min(low + 1, count - 1), SMALL)
+    p75 = _number(low_value + (high_value - low_value) * (position - low))
+    return count, middle, p75, quick, read
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -199,6 +231,7 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
         "mix": Counter(),
         "pages": defaultdict(lambda: [0, 0, 0, 0]),
         "visible": defaultdict(list),
+        "all": [],
         "visitors": 0,
         "visits": defaultdict(lambda: [0, 0]),
         "page_visitors": Counter(),
@@ -218,7 +251,8 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
             for index, count in enumerate(counts):
                 into[index] += count
         for url, values in part["visible"].items():
-            total["visible"][url].extend(values)
+            total["visible"][url].append(values)  # sorted runs, merged only where needed
+        total["all"].append(part["all"])
         for name in ("retried", "no_visitor", "no_class"):
             total[name] += part[name]
     for visit in visits:
@@ -228,34 +262,48 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
             into[1] += counts[1]
         total["visitors"] += visit["visitors"]
         total["page_visitors"].update(visit["page_visitors"])
-    if len(parts) > 1:
-        for values in total["visible"].values():
-            values.sort()  # timsort merges the sorted runs
     return total
 
 
 def _select(
-    day_summaries: dict[date, dict[str, Any]], options: Options, *, bots: bool = False
+    units: list[dict[str, Any]], options: Options, *, bots: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The parts a report counts (or, with `bots`, the bot parts it leaves out), and the
     visit figures made for the same selection."""
-    site = options.site.lower() if options.site else None
     chosen = []
     visits = []
-    visit_key = f"{site or '*'}{SEP}{'*' if options.include_bots else '0'}"
-    for summary in day_summaries.values():
+    visit_key = f"{_site(options) or '*'}{SEP}{'*' if options.include_bots else '0'}"
+    for summary in units:
         for key, part in summary["parts"].items():
-            host, _, bot = key.partition(SEP)
-            if site is not None and host != site:
-                continue
-            if bots:
-                if bot == "1":
-                    chosen.append(part)
-            elif bot == "0" or options.include_bots:
+            if _counted(key, options, bots=bots):
                 chosen.append(part)
         if not bots and visit_key in summary["visits"]:
             visits.append(summary["visits"][visit_key])
     return chosen, visits
+
+
+def _site(options: Options) -> str | None:
+    return options.site.lower() if options.site else None
+
+
+def _counted(key: str, options: Options, *, bots: bool = False) -> bool:
+    """Whether a part ("host<SEP>bot") is counted (or, with `bots`, is a bot part left out)."""
+    host, _, bot = key.partition(SEP)
+    site = _site(options)
+    if site is not None and host != site:
+        return False
+    if bots:
+        return bot == "1"
+    return bot == "0" or options.include_bots
+
+
+def _daily(units: list[dict[str, Any]], options: Options) -> Counter[str]:
+    """Page views by day, from each summary's per-day, per-part figures."""
+    days: Counter[str] = Counter()
+    for summary in units:
+        for day, parts in summary["daily"].items():
+            days[day] += sum(count for key, count in parts.items() if _counted(key, options))
+    return days
 
 
 def _headline(total: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +315,7 @@ def _headline(total: dict[str, Any]) -> dict[str, Any]:
         "bounces": sum(b for _, b in total["visits"].values()),
         "visitors": total["visitors"],
         "leaves": types.get(LEAVE, 0),
-        "median_visible_ms": median_of_runs(total["visible"].values()),
+        "median_visible_ms": median_of_runs(total["all"]),
         "outbound": types.get(OUTBOUND, 0),
         "downloads": types.get(DOWNLOAD, 0),
     }
@@ -279,6 +327,8 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
     previous = period.previous()
     this_days = summaries(store, period.dates())
     before_days = summaries(store, previous.dates())
+    this_daily = _daily(this_days, options)
+    before_daily = _daily(before_days, options)
     total = _merge(_select(this_days, options))
     before_total = _merge(_select(before_days, options))
     head = _headline(total)
@@ -304,19 +354,17 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
     for url, (views, leaves, outbound, downloads) in total["pages"].items():
         if not views and not leaves:
             continue  # only outbound/download records name it: listed under targets
-        values = total["visible"].get(url, [])
-        quick = bisect.bisect_left(values, QUICK_MS)
-        read = len(values) - bisect.bisect_left(values, READ_MS)
+        count, middle, p75, quick, read = _page_times(total["visible"].get(url, []))
         page_rows.append(
             {
                 "url": url,
                 "pageviews": views,
                 "visitors": total["page_visitors"].get(url, 0),
                 "leaves": leaves,
-                "median_visible_ms": median(values),
-                "p75_visible_ms": percentile(values, 0.75),
-                "quick_exits": pct(quick, len(values)),
-                "read_share": pct(read, len(values)),
+                "median_visible_ms": middle,
+                "p75_visible_ms": p75,
+                "quick_exits": pct(quick, count),
+                "read_share": pct(read, count),
                 "outbound": outbound,
                 "outbound_per_view": round(outbound / views, 3) if views else None,
                 "downloads": downloads,
@@ -362,14 +410,12 @@ def build_report(store: Store, period: Period, options: Options | None = None) -
 
     daily = []
     for day, previous_day in zip(period.dates(), previous.dates(), strict=True):
-        now_parts = _select({day: this_days[day]}, options)[0]
-        then_parts = _select({previous_day: before_days[previous_day]}, options)[0]
         daily.append(
             {
                 "date": day.isoformat(),
-                "pageviews": sum(p["types"].get(PAGEVIEW, 0) for p in now_parts),
+                "pageviews": this_daily[day.isoformat()],
                 "previous_date": previous_day.isoformat(),
-                "previous_pageviews": sum(p["types"].get(PAGEVIEW, 0) for p in then_parts),
+                "previous_pageviews": before_daily[previous_day.isoformat()],
             }
         )
 

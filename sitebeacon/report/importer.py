@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -156,8 +156,14 @@ def import_file(db_url: str, lines: Iterable[bytes]) -> ImportResult:
     store = open_store(db_url)
     try:
         result = import_lines(store, lines)
-        days = [date.fromisoformat(day) for day in result.days]
-        summaries(store, [day for day in days if finished(day)])
+        if result.days:  # whole months, so their rollups are made too
+            day = date.fromisoformat(result.days[0]).replace(day=1)
+            last = date.fromisoformat(result.days[-1])
+            days = []
+            while finished(day) and (day <= last or day.day != 1):
+                days.append(day)
+                day += timedelta(days=1)
+            summaries(store, days)
         return result
     finally:
         store.close()

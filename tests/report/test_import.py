@@ -168,9 +168,10 @@ def test_cli_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> Non
     assert f"line {len(ROWS) + 1}: not JSON" in result.stderr
     assert "Traceback" not in result.stderr
     assert exported(target) == exported(source)
-    with open_store(target) as store:  # the finished days it wrote into are summed up already
-        days = store.query("SELECT day FROM report_days ORDER BY day")
-    assert days == [("2024-05-01",), ("2024-05-02",)]
+    with open_store(target) as store:  # the finished months it wrote into are summed up already
+        days = [day for (day,) in store.query("SELECT day FROM report_days ORDER BY day")]
+    assert days[:-1] == [f"2024-05-{n:02d}" for n in range(1, 32)]
+    assert days[-1].startswith("2024-05~")  # and the month's rollup
     piped = subprocess.run(
         [
             sys.executable,
