@@ -62,15 +62,29 @@ _PING = re.compile(rb"(?i)ping")
 # (`<!-->` and `<!--->` included, `--!>` closes too), bogus comments (`<!x>`, `<?x>`, `</ x>`,
 # and CDATA outside foreign content), `</>`, and a `<` that starts nothing.
 _SKIP_COMMON = (
-    rb"[^<]++"
-    rb"|<!--(?:-?>|.*?--!?>)"
-    rb"|</>"
-    rb"|<(?![a-zA-Z!?/])"
-    rb"|<\?[^>]*+>"
-    rb"|</(?![a-zA-Z>])[^>]*+>"
+    rb"<!--(?:-?>|.*?--!?>)",
+    rb"</>",
+    rb"<(?![a-zA-Z!?/])",
+    rb"<\?[^>]*+>",
+    rb"</(?![a-zA-Z>])[^>]*+>",
 )
-_SKIP_BOGUS_DECL = rb"|<!(?!--)[^>]*+>"  # in HTML content a CDATA section is a bogus comment
-_SKIP_CDATA = rb"|<!\[CDATA\[.*?\]\]>|<!(?!--|\[CDATA\[)[^>]*+>"  # in foreign content it is not
+_SKIP_BOGUS_DECL = (rb"<!(?!--)[^>]*+>",)  # in HTML content a CDATA section is a bogus comment
+_SKIP_CDATA = (
+    rb"<!\[CDATA\[.*?\]\]>",
+    rb"<!(?!--|\[CDATA\[)[^>]*+>",
+)  # in foreign content it is not
+
+
+def _after_lt(alternatives: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """`<(?:a|b|...)` for alternatives that all start with `<`, in the same order.
+
+    sre tries the alternatives of a group one by one; with the `<` taken out, each one that
+    starts with a literal or a set is dismissed by its first byte, instead of matching `<` again
+    and failing later (the order, and so what matches, is unchanged).
+    """
+    assert all(alternative.startswith(b"<") for alternative in alternatives)
+    return b"<(?:" + b"|".join(alternative[1:] for alternative in alternatives) + b")"
+
 
 # Start tags whose content is not markup (with scripting on, as in a browser, noscript too).
 RAWTEXT = frozenset({b"style", b"xmp", b"iframe", b"noembed", b"noframes", b"noscript"})
@@ -249,34 +263,31 @@ def _scanner(
     `links`: which `<a>`/`<area>` tags may be skipped or taken as certain (see scan_page);
     `own_hosts`: links to these are never taken as certainly outbound.
     """
-    skip = rb"[^<]++"  # the most frequent alternatives first
+    tags: list[bytes] = []  # what may be skipped at a `<`, in order
     certain = b""
     if links == "outbound":
-        skip += b"|" + _skippable_link(_NOT_LINK + b"|" + _SAME_SITE)
-        certain = _certain_link(_other_origin(own_hosts)) + b"|"
+        tags.append(_skippable_link(_NOT_LINK + b"|" + _SAME_SITE))
+        certain = _certain_link(_other_origin(own_hosts))
     elif links == "all":
-        skip += b"|" + _skippable_link(_NOT_LINK)
-        certain = _certain_link(_OTHER_ORIGIN + b"|" + _SAME_SITE) + b"|"
+        tags.append(_skippable_link(_NOT_LINK))
+        certain = _certain_link(_OTHER_ORIGIN + b"|" + _SAME_SITE)
     if not foreign:
         start_guard = rb"(?!" + _any_of(names) + rb"[\t\n\f\r />])" if names else b""
         end_guard = rb"(?!" + _any_of(end_names) + rb"[\t\n\f\r />])" if end_names else b""
         # The usual tags first, in a form sre matches faster (`</p>`, `<p class="x">`); what
         # they match, the general forms below would match the same way.
-        skip += rb"|</" + end_guard + _PLAIN_NAME + rb">"
-        skip += rb"|<" + start_guard + _PLAIN_NAME + _PLAIN_ATTRS + rb">"
-        skip += rb"|<" + start_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
-        skip += rb"|</" + end_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>"
-    skip += b"|" + _SKIP_COMMON + (_SKIP_CDATA if foreign else _SKIP_BOGUS_DECL)
+        tags.append(rb"</" + end_guard + _PLAIN_NAME + rb">")
+        tags.append(rb"<" + start_guard + _PLAIN_NAME + _PLAIN_ATTRS + rb">")
+        tags.append(rb"<" + start_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>")
+        tags.append(rb"</" + end_guard + _TAG_NAME + _ATTRS + rb"[\t\n\f\r /]*+>")
+    tags += _SKIP_COMMON + (_SKIP_CDATA if foreign else _SKIP_BOGUS_DECL)
+    found = [
+        rb"<(?P<start>" + _TAG_NAME + rb")" + _ATTRS + rb"(?P<tail>[\t\n\f\r /]*+)>",
+        rb"</(?P<end>" + _TAG_NAME + rb")" + _ATTRS + rb"[\t\n\f\r /]*+>",
+    ]
     return re.compile(
-        rb"(?:" + skip + rb")*+"
-        rb"(?:"
-        + certain
-        + rb"<(?P<start>"
-        + _TAG_NAME
-        + rb")"
-        + _ATTRS
-        + rb"(?P<tail>[\t\n\f\r /]*+)>"
-        rb"|</(?P<end>" + _TAG_NAME + rb")" + _ATTRS + rb"[\t\n\f\r /]*+>)?",
+        rb"(?:[^<]++|" + _after_lt(tags) + rb")*+"  # the most frequent alternative first
+        rb"(?:" + _after_lt(([certain] if certain else []) + found) + rb")?",
         re.DOTALL,
     )
 
