@@ -19,42 +19,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from discard import DiscardStore
+
 from sitebeacon.collect.app import create_app
-from sitebeacon.collect.stores import Store
 
 UA = (
     b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     b"Chrome/131.0.0.0 Safari/537.36"
 )
-
-
-class Nothing(Store):
-    url = "nothing:"
-    slow_writes = False
-
-    def add(self, rows: Any) -> None:
-        pass
-
-    def iter_records(self) -> Any:
-        return iter(())
-
-    def count(self) -> int:
-        return 0
-
-    def daily_salt(self, day: str) -> bytes:
-        return bytes(32)
-
-    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
-        return []
-
-    def put_summaries(self, version: int, summaries: Any) -> None:
-        pass
-
-    def drop_summaries(self, days: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 async def drive(app: Any, requests: int, clients: int) -> float:
@@ -108,7 +80,7 @@ def main() -> None:
     figures: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, options in variants.items():
-            app = create_app(Nothing(), **options)
+            app = create_app(DiscardStore(), **options)
             figures[name].append(asyncio.run(drive(app, args.requests, args.clients)))
     base = statistics.median(figures["plain"])
     print(f"{args.requests} requests x {args.rounds} rounds, {args.clients} client addresses")

@@ -135,39 +135,10 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def serve_baseline(kind: str, port: int, db: str | None = None) -> None:
+    from discard import DiscardStore
+
     from sitebeacon.collect.app import create_app
     from sitebeacon.collect.server import bind_socket, run_server
-    from sitebeacon.collect.stores import Store
-
-    class DiscardStore(Store):
-        """Takes every row and keeps none: the receiver's own cost without a database."""
-
-        url = "discard:"
-        slow_writes = False  # batches are "written" on the event loop, as SQLite's are
-
-        def add(self, rows: Any) -> None:
-            pass
-
-        def iter_records(self) -> Any:
-            return iter(())
-
-        def count(self) -> int:
-            return 0
-
-        def daily_salt(self, day: str) -> bytes:
-            return bytes(32)
-
-        def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
-            return []
-
-        def put_summaries(self, version: int, summaries: Any) -> None:
-            pass
-
-        def drop_summaries(self, days: Any) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
 
     if kind == "stored-plain":  # `sitebeacon receive` as it was before visitors/client class
         from sitebeacon.collect.stores import open_store
