@@ -30,9 +30,6 @@ OUTBOUND = "outbound"
 CUSTOM = "custom"
 DOWNLOAD = "download"
 EVENTS = (PAGEVIEW, LEAVE, OUTBOUND, CUSTOM, DOWNLOAD)
-RETRIED = "retried"
-"""`data.retried`: `true` (or the count of earlier failed sends, ≥ 1) on a copy the client sent
-again from its queue of records that failed; absent on a first send. The report counts them."""
 """What the client can be configured to send (`custom` sends types named by the page)."""
 
 CLIENT_TRANSPORTS = ("fetchlater", "beacon", "keepalive")
@@ -68,5 +65,9 @@ RETRIED = "retried"
 """`data.retried = 1`: the record waited in the client queue and was sent on a later load."""
 DROPPED = "dropped"
 """`data.dropped = N`: N records did not fit the client queue and were lost."""
+MARKS_ALLOWANCE = 32
+"""Bytes a record's `data` may exceed MAX_DATA by when it carries the queue's marks (`retried`,
+`dropped`): the client checks a custom event's data against MAX_DATA before it is queued, and
+the marks added on the way must not make the receiver refuse what the client accepted."""
 IGNORE_FLAG = "sitebeacon_ignore"
 """`localStorage.sitebeacon_ignore = "1"`: this browser sends nothing (the site's owner)."""

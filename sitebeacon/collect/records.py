@@ -17,11 +17,14 @@ import orjson
 
 from sitebeacon.collect.types import Meta, Row
 from sitebeacon.protocol import (
+    DROPPED,
     FORM_TYPE,
     ID_PATTERN,
+    MARKS_ALLOWANCE,
     MAX_BATCH,
     MAX_DATA,
     MAX_TEXT,
+    RETRIED,
     TYPE_PATTERN,
     WIRE_TRANSPORTS,
 )
@@ -276,6 +279,7 @@ def _checked_integer(value: Any, name: str, low: int) -> int:
 def _checked_data(value: Any) -> str:
     if type(value) is not dict:
         raise BodyError("data is not an object")
+    limit = MAX_DATA + MARKS_ALLOWANCE if RETRIED in value or DROPPED in value else MAX_DATA
     try:
         # Compact UTF-8, so its length is the size protocol.md limits. orjson refuses lone
         # surrogates (only the stdlib decoder lets them through) and deep nesting: those take
@@ -284,19 +288,19 @@ def _checked_data(value: Any) -> str:
     except orjson.JSONEncodeError:
         pass
     else:
-        if len(encoded) > MAX_DATA:
+        if len(encoded) > limit:
             raise BodyError(f"data over {MAX_DATA} bytes")
         return encoded.decode()
     try:
         # ensure_ascii keeps lone surrogates and NULs as escapes: any store takes the text.
         text = _encoder.encode(value)
         size = len(text)
-        if size > MAX_DATA:  # escapes inflate non-ASCII text: count its UTF-8 bytes instead
+        if size > limit:  # escapes inflate non-ASCII text: count its UTF-8 bytes instead
             exact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
             size = len(exact.encode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
         raise BodyError("data cannot be serialised") from None
-    if size > MAX_DATA:
+    if size > limit:
         raise BodyError(f"data over {MAX_DATA} bytes")
     return text
 

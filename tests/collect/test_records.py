@@ -19,6 +19,7 @@ from sitebeacon.collect.records import (
     parse_body,
     ping_row,
 )
+from sitebeacon.protocol import DROPPED, MARKS_ALLOWANCE, MAX_DATA, RETRIED
 
 META = Meta("2024-05-01T12:00:00.123Z", "text/plain;charset=UTF-8", "no-cors", False)
 
@@ -119,6 +120,19 @@ def test_limits_are_inclusive() -> None:
     row = check_record(record(id="x" * 64, type="a" * 32, url="u" * 2048, seq=2**63 - 1), META)
     assert len(row.id) == 64
     assert len(row.url) == 2048
+
+
+def test_data_at_the_limit_stays_accepted_with_the_queue_marks() -> None:
+    # The client accepts a custom event's data up to MAX_DATA, then its queue adds the marks:
+    # the receiver must not refuse that copy (it would be lost), nor more than the marks allow.
+    full = {"k": "x" * (MAX_DATA - len('{"k":""}'))}
+    assert len(json.dumps(full, separators=(",", ":"))) == MAX_DATA
+    marked = {**full, RETRIED: 1, DROPPED: 20}
+    assert json.loads(check_record(record(data=marked), META).data or "") == marked
+    with pytest.raises(BodyError, match="data over"):
+        check_record(record(data={**full, "x": 1}), META)
+    with pytest.raises(BodyError, match="data over"):
+        check_record(record(data={**full, RETRIED: "y" * MARKS_ALLOWANCE}), META)
 
 
 def test_data_limit_counts_utf8_bytes_not_escapes() -> None:
