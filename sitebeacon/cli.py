@@ -79,16 +79,27 @@ def cmd_receive(args: argparse.Namespace) -> int:
         from sitebeacon.report.dashboard import Dashboard
 
         options["mounts_for"] = lambda store: {"/dashboard": Dashboard(store, token)}
-    serve(
-        db_url=args.db,
-        host=args.host,
-        port=args.port,
-        path=args.path,
-        allow_origins=list(args.allow_origin),
-        site_dir=Path(args.site) if args.site else None,
-        max_connections=args.max_connections,
-        **options,
-    )
+    keeper = None
+    if not args.no_summaries:
+        # Composed here too: the report's daily summaries, made beside the receiver.
+        from sitebeacon.report.keeper import SummaryKeeper
+
+        keeper = SummaryKeeper(args.db)
+        keeper.start()
+    try:
+        serve(
+            db_url=args.db,
+            host=args.host,
+            port=args.port,
+            path=args.path,
+            allow_origins=list(args.allow_origin),
+            site_dir=Path(args.site) if args.site else None,
+            max_connections=args.max_connections,
+            **options,
+        )
+    finally:
+        if keeper is not None:
+            keeper.stop()
     return 0
 
 
@@ -222,6 +233,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     receive.add_argument(
         "--no-visitors", action="store_true", help="store no daily visitor id (no unique visitors)"
+    )
+    receive.add_argument(
+        "--no-summaries",
+        action="store_true",
+        help="do not summarise finished days for the report in the background (hourly)",
     )
     receive.set_defaults(func=cmd_receive)
 

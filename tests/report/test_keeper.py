@@ -1,0 +1,105 @@
+"""Daily summaries made beside the receiver (report/keeper.py), on both stores."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from files import start_receiver
+
+from sitebeacon.collect.stores import open_store
+from sitebeacon.collect.types import Row
+from sitebeacon.report.aggregate import Period, build_report
+from sitebeacon.report.keeper import SummaryKeeper, keep_summaries, missing_days
+
+
+def row(record_id: str, day: date, kind: str = "pageview") -> Row:
+    return Row(
+        id=record_id,
+        received_at=f"{day.isoformat()}T12:00:00.000Z",
+        type=kind,
+        url="https://a.example/",
+        referrer=None,
+        target=None,
+        transport="beacon",
+        content_type="text/plain",
+        fetch_mode="no-cors",
+        seq=0,
+        ts=None,
+        data='{"visible_ms":5000}' if kind == "leave" else None,
+        bot=False,
+        visitor="v1",
+        browser=None,
+        os=None,
+        device=None,
+    )
+
+
+def kept_days(url: str) -> list[str]:
+    with open_store(url) as store:
+        return sorted(
+            day for (day,) in store.query("SELECT day FROM report_days WHERE length(day) = 10")
+        )
+
+
+def test_finished_days_are_summarised_once_and_again_after_a_change(store_url: str) -> None:
+    today = date(2024, 5, 6)  # finished: up to 05-04 (yesterday, 05-05, may still change)
+    with open_store(store_url) as store:
+        store.add([row("a", date(2024, 5, 1)), row("b", date(2024, 5, 1), "leave")])
+        store.add([row("c", date(2024, 5, 3)), row("d", today - timedelta(days=1))])
+        period = Period(date(2024, 5, 1), today)
+        before = build_report(store, period)  # made from the rows (nothing kept for it... yet)
+        store.drop_summaries([day for (day,) in store.query("SELECT day FROM report_days")])
+        assert missing_days(store, today) == [date(2024, 5, d) for d in (1, 2, 3, 4)]
+    assert keep_summaries(store_url, today) == 4
+    assert kept_days(store_url) == ["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"]
+    assert keep_summaries(store_url, today) == 0  # nothing left to do
+    with open_store(store_url) as store:
+        assert build_report(store, period) == before  # the kept summaries say the same
+        # A leave re-sent with a later seq updates its row: that day's summary is dropped.
+        store.add([row("b", date(2024, 5, 1), "leave")._replace(seq=1, data='{"visible_ms":1}')])
+        assert missing_days(store, today) == [date(2024, 5, 1)]
+    assert keep_summaries(store_url, today) == 1
+
+
+def test_an_empty_store_has_nothing_to_summarise(store_url: str) -> None:
+    open_store(store_url).close()  # made by the receiver beside the keeper
+    assert keep_summaries(store_url) == 0
+    assert kept_days(store_url) == []
+
+
+def test_the_keeper_works_in_a_child_process_and_stops_promptly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    old = datetime.now(UTC).date() - timedelta(days=3)
+    with open_store(url) as store:
+        store.add([row("a", old), row("b", old, "leave")])
+    keeper = SummaryKeeper(url, first_delay=0.1)
+    keeper.start()
+    try:
+        deadline = time.monotonic() + 60
+        while old.isoformat() not in kept_days(url) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        started = time.monotonic()
+        keeper.stop()
+    assert time.monotonic() - started < 10
+    assert not keeper._thread.is_alive()
+    assert old.isoformat() in kept_days(url)
+
+
+def test_sitebeacon_receive_keeps_the_summaries(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    old = datetime.now(UTC).date() - timedelta(days=2)
+    with open_store(url) as store:
+        store.add([row("a", old), row("b", old - timedelta(days=1))])
+    process, _ = start_receiver(url)
+    try:
+        deadline = time.monotonic() + 90  # the first pass starts 10 s after the receiver
+        while len(kept_days(url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert kept_days(url) == [(old - timedelta(days=1)).isoformat(), old.isoformat()]
+    assert process.returncode == 0
