@@ -7,6 +7,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from sitebeacon.collect.types import Row
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -54,3 +57,23 @@ def start_receiver(db_url: str, *extra: str) -> tuple[subprocess.Popen[str], str
     match = re.search(r"(http://127\.0\.0\.1:\d+)/collect", line)
     assert match, line
     return process, match.group(1)
+
+
+def make_row(record_id: str = "r1", **fields: Any) -> Row:
+    """A stored row as the receiver makes it (a page view by beacon), with `fields` changed."""
+    base = Row(
+        id=record_id,
+        received_at="2024-05-01T12:00:00.123Z",
+        type="pageview",
+        url="https://a.example/",
+        referrer=None,
+        target=None,
+        transport="beacon",
+        content_type="text/plain;charset=UTF-8",
+        fetch_mode="no-cors",
+        seq=0,
+        ts=None,
+        data=None,
+        bot=False,
+    )
+    return base._replace(**fields)

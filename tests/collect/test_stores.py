@@ -8,34 +8,15 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from files import make_row as row
 
 from sitebeacon.collect.stores import COLUMNS, StoreError, open_store
 from sitebeacon.collect.stores.sqlite import SQLiteStore
 from sitebeacon.collect.types import Row
 from sitebeacon.collect.writer import GroupCommitWriter
 from sitebeacon.errors import SitebeaconError
-
-
-def row(record_id: str = "r1", **fields: Any) -> Row:
-    base = Row(
-        id=record_id,
-        received_at="2024-05-01T12:00:00.123Z",
-        type="pageview",
-        url="https://a.example/",
-        referrer=None,
-        target=None,
-        transport="beacon",
-        content_type="text/plain;charset=UTF-8",
-        fetch_mode="no-cors",
-        seq=0,
-        ts=None,
-        data=None,
-        bot=False,
-    )
-    return base._replace(**fields)
 
 
 def test_round_trip_keeps_every_field(store_url: str) -> None:

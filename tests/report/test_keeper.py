@@ -6,7 +6,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from files import start_receiver
+from files import make_row, start_receiver
 
 from sitebeacon.collect.stores import open_store
 from sitebeacon.collect.types import Row
@@ -15,25 +15,8 @@ from sitebeacon.report.keeper import SummaryKeeper, keep_summaries, missing_days
 
 
 def row(record_id: str, day: date, kind: str = "pageview") -> Row:
-    return Row(
-        id=record_id,
-        received_at=f"{day.isoformat()}T12:00:00.000Z",
-        type=kind,
-        url="https://a.example/",
-        referrer=None,
-        target=None,
-        transport="beacon",
-        content_type="text/plain",
-        fetch_mode="no-cors",
-        seq=0,
-        ts=None,
-        data='{"visible_ms":5000}' if kind == "leave" else None,
-        bot=False,
-        visitor="v1",
-        browser=None,
-        os=None,
-        device=None,
-    )
+    data = '{"visible_ms":5000}' if kind == "leave" else None
+    return make_row(record_id, received_at=f"{day}T12:00:00.000Z", type=kind, data=data)
 
 
 def kept_days(url: str) -> list[str]:
