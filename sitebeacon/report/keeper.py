@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -71,6 +72,9 @@ def keep_summaries(url: str, today: date | None = None) -> int:
 
 def _child(url: str) -> None:
     """The child process's work: lower priority, one pass, errors logged (never raised)."""
+    # Ctrl-C in a terminal reaches the whole process group: the receiver stops this child
+    # itself, so the child must not die of it with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="sitebeacon: %(message)s")
     try:
         os.nice(NICENESS)

@@ -172,24 +172,15 @@ class SQLiteStore(Store):
             reader.close()
 
     def daily_salt(self, day: str) -> bytes:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
-                        (day, secrets.token_hex(32)),
-                    )
-                    self._db.execute("DELETE FROM salts WHERE day < ?", (previous_day(day),))
-                    (salt,) = self._db.execute(
-                        "SELECT salt FROM salts WHERE day = ?", (day,)
-                    ).fetchone()
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as error:
-                raise StoreError(f"SQLite write failed: {error}") from error
+        # Asked on the event loop once a day: no busy wait (a busy store means no visitor ids
+        # for a few seconds, see collect/visitors.py).
+        with self._transaction(wait=False) as db:
+            db.execute(
+                "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
+                (day, secrets.token_hex(32)),
+            )
+            db.execute("DELETE FROM salts WHERE day < ?", (previous_day(day),))
+            (salt,) = db.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()
         return bytes.fromhex(salt)
 
     def put_summaries(self, version: int, summaries: Sequence[tuple[str, bytes]]) -> None:
@@ -202,15 +193,34 @@ class SQLiteStore(Store):
         self._write("DELETE FROM report_days WHERE day = ?", [(day,) for day in days])
 
     def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Report summaries (from `report`, `import` or the receiver's keeper process, never
+        the event loop): wait for a write lock the receiver holds, as `add` does."""
+        with self._transaction(wait=True) as db:
+            db.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self, *, wait: bool) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the store lock; on any failure, COMMIT's included,
+        roll back, so the connection never stays inside a failed transaction. With `wait`, a
+        write lock held by another process is waited for up to BUSY_TIMEOUT; without, it fails
+        at once (busy_timeout stays 0)."""
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                if wait:
+                    self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 try:
-                    self._db.executemany(sql, rows)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self._db
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        if self._db.in_transaction:  # SQLite may have rolled back (disk full)
+                            with contextlib.suppress(sqlite3.Error):
+                                self._db.execute("ROLLBACK")
+                        raise
+                finally:
+                    if wait:
+                        self._db.execute("PRAGMA busy_timeout = 0")
             except sqlite3.Error as error:
                 raise StoreError(f"SQLite write failed: {error}") from error
 
