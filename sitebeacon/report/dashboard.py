@@ -27,6 +27,7 @@ from sitebeacon.collect.stores import Store, open_store
 from sitebeacon.collect.types import Receive, Scope, Send
 from sitebeacon.report.aggregate import Options, Period, build_report
 from sitebeacon.report.html import render_html
+from sitebeacon.report.workers import ignore_interrupts
 
 log = logging.getLogger("sitebeacon.dashboard")
 
@@ -82,7 +83,11 @@ class Dashboard:
                 return hit[1]
             if self._pool is None:
                 # spawn: a fork of a process running uvloop and threads is not safe.
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=ignore_interrupts,
+                )
             loop = asyncio.get_running_loop()
             try:
                 body = await loop.run_in_executor(self._pool, build_page, self.store.url, days, fmt)

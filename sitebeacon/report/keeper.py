@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import threading
 from datetime import UTC, date, datetime, timedelta
 
 from sitebeacon.collect.stores import Store, StoreError, open_store
 from sitebeacon.errors import SitebeaconError
 from sitebeacon.report.summary import VERSION, finished, summaries
+from sitebeacon.report.workers import ignore_interrupts
 
 log = logging.getLogger("sitebeacon.report")
 
@@ -72,9 +72,7 @@ def keep_summaries(url: str, today: date | None = None) -> int:
 
 def _child(url: str) -> None:
     """The child process's work: lower priority, one pass, errors logged (never raised)."""
-    # Ctrl-C in a terminal reaches the whole process group: the receiver stops this child
-    # itself, so the child must not die of it with a traceback of its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     logging.basicConfig(level=logging.WARNING, format="sitebeacon: %(message)s")
     try:
         os.nice(NICENESS)

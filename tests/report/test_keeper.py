@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from files import make_row, start_receiver
 
 from sitebeacon.collect.stores import open_store
 from sitebeacon.collect.types import Row
 from sitebeacon.report.aggregate import Period, build_report
 from sitebeacon.report.keeper import SummaryKeeper, keep_summaries, missing_days
+
+RECEIVE = [sys.executable, "-m", "sitebeacon.cli", "receive"]
 
 
 def row(record_id: str, day: date, kind: str = "pageview") -> Row:
@@ -24,6 +32,11 @@ def kept_days(url: str) -> list[str]:
         return sorted(
             day for (day,) in store.query("SELECT day FROM report_days WHERE length(day) = 10")
         )
+
+
+def old_days(url: str) -> int:
+    """Kept summaries of 2024 days (the dashboard keeps those of recent empty days too)."""
+    return sum(day.startswith("2024") for day in kept_days(url))
 
 
 def test_finished_days_are_summarised_once_and_again_after_a_change(store_url: str) -> None:
@@ -86,3 +99,36 @@ def test_sitebeacon_receive_keeps_the_summaries(tmp_path: Path) -> None:
         process.wait(timeout=30)
     assert kept_days(url) == [(old - timedelta(days=1)).isoformat(), old.isoformat()]
     assert process.returncode == 0
+
+
+def test_ctrl_c_stops_the_receiver_and_its_helpers_without_a_traceback(tmp_path: Path) -> None:
+    # Ctrl-C in a terminal signals the whole process group: the keeper's child (busy with 400
+    # days here) and the dashboard's worker must leave quietly with the receiver.
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    first = date(2024, 1, 1)
+    with open_store(url) as store:
+        store.add([row(f"r{n}", first + timedelta(days=n % 400)) for n in range(8000)])
+    process = subprocess.Popen(
+        [*RECEIVE, "--db", url, "--port", "0", "--dashboard-token", "secret"],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's job is
+    )
+    assert process.stderr is not None
+    try:
+        base = re.search(r"http://127\.0\.0\.1:\d+", process.stderr.readline())
+        assert base is not None
+        answer = httpx.get(f"{base.group(0)}/dashboard?token=secret", timeout=60)
+        assert answer.status_code == 200  # its worker process is up
+        deadline = time.monotonic() + 60
+        while not (kept := old_days(url)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert 0 < kept < 400  # the keeper's pass is under way
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    errors = process.stderr.read()
+    assert "Traceback" not in errors, errors
+    assert "KeyboardInterrupt" not in errors, errors
