@@ -34,6 +34,24 @@ def kept_days(url: str) -> list[str]:
         )
 
 
+def month_rollups(url: str) -> list[str]:
+    with open_store(url) as store:
+        return sorted(
+            day[:7] for (day,) in store.query("SELECT day FROM report_days WHERE length(day) > 10")
+        )
+
+
+def test_whole_finished_months_get_their_rollup(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.add([row("a", date(2024, 4, 30)), row("b", date(2024, 5, 31))])
+    # Finished on 06-02: up to 05-31. April's days before the first row are empty, and kept.
+    assert keep_summaries(store_url, date(2024, 6, 2)) == 32
+    assert month_rollups(store_url) == ["2024-04", "2024-05"]
+    with open_store(store_url) as store:
+        whole = Period(date(2024, 4, 1), date(2024, 5, 31))
+        assert build_report(store, whole)["pageviews"] == 2
+
+
 def old_days(url: str) -> int:
     """Kept summaries of 2024 days (the dashboard keeps those of recent empty days too)."""
     return sum(day.startswith("2024") for day in kept_days(url))
@@ -50,6 +68,7 @@ def test_finished_days_are_summarised_once_and_again_after_a_change(store_url: s
         assert missing_days(store, today) == [date(2024, 5, d) for d in (1, 2, 3, 4)]
     assert keep_summaries(store_url, today) == 4
     assert kept_days(store_url) == ["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"]
+    assert month_rollups(store_url) == []  # May is not over on 05-06
     assert keep_summaries(store_url, today) == 0  # nothing left to do
     with open_store(store_url) as store:
         assert build_report(store, period) == before  # the kept summaries say the same
