@@ -166,7 +166,7 @@ SIZE_CONFIGS = {
 }  # fmt: skip
 ISSUE_BUDGET = {"default": 950, "every feature": 1600, "beacon, leave": 450}
 # What the module measures today (README "Size"), so that it cannot grow unnoticed.
-CEILING = {"default": 1418, "every feature": 1753, "beacon, leave": 1033}
+CEILING = {"default": 1348, "every feature": 1660, "beacon, leave": 988}
 
 
 @pytest.mark.parametrize("name", SIZE_CONFIGS)
