@@ -101,6 +101,8 @@ def template_context(config: Config) -> dict[str, Any]:
         "keep_query_pattern": _keep_pattern(config.keep_query),
         "ignore_hosts": list(config.ignore_hosts),
         "ignore_hosts_pattern": "|".join(_js_regex(host) for host in config.ignore_hosts),
+        # Without a listed `host:port` the module tests location.hostname, a shorter regex.
+        "ignore_ports": any(":" in host for host in config.ignore_hosts),
         "download_extensions": list(config.download_extensions),
         # With fetchLater listed the leave record is armed ahead of time (crash, closed browser);
         # first in the order, the armed copy is also what normally goes out.
