@@ -1188,6 +1188,25 @@ def test_a_failed_flush_keeps_the_queue_and_online_sends_it(served: Served, tab:
     served.wait(url, "after")
 
 
+@pytest.mark.parametrize("stored", ["5", "{}", "null", "[0, null, 7]", '"text"'])
+def test_a_queue_of_another_shape_does_not_stop_the_module(
+    served: Served, tab: Tab, stored: str
+) -> None:
+    # JSON that is not the queue's array (another script's key, an old version's) is replaced,
+    # and everything after the load's flush is still set up: the page view, custom events, the
+    # route changes (set up last), the leave.
+    tab.page.add_init_script(f"localStorage.sitebeacon_queue = {json.dumps(stored)};")
+    url = served.add(Config(events=("pageview", "leave", "custom")))
+    tab.page.goto(url)
+    served.wait(url, "pageview")
+    tab.page.evaluate("sitebeacon.event('after', {})")
+    served.wait(url, "after")
+    tab.page.evaluate("history.pushState(null, '', 'sub')")
+    assert len(served.wait(url, "pageview", 2)) == 2  # the route's own page view
+    tab.page.goto(served.add(Config(events=())))
+    assert len(served.wait(url, "leave", 2)) == 2
+
+
 def test_a_real_background_tab_sends_when_first_shown(chromium: str, served: Served) -> None:
     # Over raw CDP (no Playwright focus emulation) a tab opened with background: true really
     # loads hidden, and Target.activateTarget really shows it.

@@ -166,7 +166,7 @@ SIZE_CONFIGS = {
 }  # fmt: skip
 ISSUE_BUDGET = {"default": 950, "every feature": 1600, "beacon, leave": 450}
 # What the module measures today (README "Size"), so that it cannot grow unnoticed.
-CEILING = {"default": 1340, "every feature": 1649, "beacon, leave": 988}
+CEILING = {"default": 1346, "every feature": 1656, "beacon, leave": 997}
 
 
 @pytest.mark.parametrize("name", SIZE_CONFIGS)
