@@ -4,10 +4,10 @@
 none until a report needs them, and that first report then reads every finished day's rows
 (about 40 s for a month of a 1M-view site). `sitebeacon receive` runs a `SummaryKeeper`: once
 at start (after a short delay) and then every hour, a child process summarises each finished
-day that has no summary yet, oldest first, one day a transaction, then the rollup of each
-whole month among them. The child runs at a lower priority and with its own store connection;
-the receiver's event loop never waits for it, and SIGTERM stops it at once (a day half made is
-simply made again next time).
+day that has no summary yet, oldest first, one day a transaction, then the rollups of the
+whole months and weeks among them. The child runs at a lower priority and with its own store
+connection; the receiver's event loop never waits for it, and SIGTERM stops it at once (a day
+half made is simply made again next time).
 """
 
 from __future__ import annotations
@@ -66,14 +66,21 @@ def keep_summaries(url: str, today: date | None = None) -> int:
         days = missing_days(store, today)
         for day in days:
             summaries(store, [day])  # a finished day's summary is stored as it is made
+        # The rollups a report merges (summary._spans): whole months, then Monday-Sunday weeks
+        # (a 30-day window off the calendar month), each merged once here and kept.
         for month in sorted({day.replace(day=1) for day in days}):
             whole = [month + timedelta(days=n) for n in range(31)]
-            whole = [day for day in whole if day.month == month.month]
-            if finished(whole[-1], today):
-                summaries(store, whole)  # merged once here, kept as the month's rollup
+            _roll_up(store, [day for day in whole if day.month == month.month], today)
+        for monday in sorted({day - timedelta(days=day.weekday()) for day in days}):
+            _roll_up(store, [monday + timedelta(days=n) for n in range(7)], today)
         return len(days)
     finally:
         store.close()
+
+
+def _roll_up(store: Store, span: list[date], today: date | None) -> None:
+    if finished(span[-1], today):
+        summaries(store, span)
 
 
 def _child(url: str) -> None:

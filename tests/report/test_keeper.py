@@ -34,11 +34,23 @@ def kept_days(url: str) -> list[str]:
         )
 
 
-def month_rollups(url: str) -> list[str]:
+WEEKS_OF_MAY = ("05-06", "05-13", "05-20")  # 05-27 runs to 06-02: not over
+
+
+def rollups(url: str) -> list[str]:
     with open_store(url) as store:
         return sorted(
-            day[:7] for (day,) in store.query("SELECT day FROM report_days WHERE length(day) > 10")
+            day.partition("~")[0]
+            for (day,) in store.query("SELECT day FROM report_days WHERE length(day) > 10")
         )
+
+
+def month_rollups(url: str) -> list[str]:
+    return [key for key in rollups(url) if not key.endswith("w")]
+
+
+def week_rollups(url: str) -> list[str]:
+    return [key for key in rollups(url) if key.endswith("w")]
 
 
 def test_whole_finished_months_get_their_rollup(store_url: str) -> None:
@@ -47,6 +59,8 @@ def test_whole_finished_months_get_their_rollup(store_url: str) -> None:
     # Finished on 06-02: up to 05-31. April's days before the first row are empty, and kept.
     assert keep_summaries(store_url, date(2024, 6, 2)) == 32
     assert month_rollups(store_url) == ["2024-04", "2024-05"]
+    # and the weeks, Monday to Sunday, of those days that are over (04-29 to 05-26)
+    assert week_rollups(store_url) == [f"2024-{day}w" for day in ("04-29", *WEEKS_OF_MAY)]
     with open_store(store_url) as store:
         whole = Period(date(2024, 4, 1), date(2024, 5, 31))
         assert build_report(store, whole)["pageviews"] == 2
