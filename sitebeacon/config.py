@@ -15,19 +15,11 @@ from urllib.parse import urlsplit
 
 from sitebeacon.errors import SitebeaconError
 from sitebeacon.protocol import CLIENT_TRANSPORTS as TRANSPORTS
-from sitebeacon.protocol import ENCODINGS, EVENTS
+from sitebeacon.protocol import DEFAULT_KEEP_QUERY, ENCODINGS, EVENTS
 
 PING_LINKS = ("none", "outbound", "all")
 SCRIPT_MODES = ("inline", "external")
 SPA_MODES = ("history", "hash", "off")
-DEFAULT_KEEP_QUERY = (
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "ref",
-)
 DEFAULT_DOWNLOAD_EXTENSIONS = (
     "pdf", "zip", "gz", "tgz", "dmg", "exe", "msi", "deb", "rpm", "epub", "mp3", "mp4", "csv",
     "xlsx", "docx", "pptx",

@@ -39,6 +39,10 @@ PING = "ping"
 WIRE_TRANSPORTS = frozenset((*CLIENT_TRANSPORTS, PING))
 """What a stored record's `transport` may say."""
 
+DEFAULT_KEEP_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref")
+"""The query parameters a page's URL keeps by default (`[privacy] keep_query`); the receiver
+applies this list to an `<a ping>`'s `Ping-From`, the one URL the client module never cleans."""
+
 ENCODINGS = ("text", "json", "form")
 """How the client encodes a body: JSON as text/plain, JSON as application/json, a form."""
 

@@ -17,6 +17,7 @@ import orjson
 
 from sitebeacon.collect.types import Meta, Row
 from sitebeacon.protocol import (
+    DEFAULT_KEEP_QUERY,
     DROPPED,
     FORM_TYPE,
     ID_PATTERN,
@@ -141,6 +142,20 @@ def parse_body(kind: str, body: bytes, meta: Meta) -> Parsed:
     return _check([value], meta, batch=False)
 
 
+def private_url(url: str, keep: tuple[str, ...] = DEFAULT_KEEP_QUERY) -> str:
+    """`url` without its fragment and without the query parameters not in `keep`, as the client
+    module cleans the URLs it sends ([privacy] keep_query). For `Ping-From`, which the browser
+    makes from the page's full address: a page at `/app/?email=...#access_token=...` must not
+    store either through a ping. The receiver does not know a site's own list, so it keeps the
+    default one; the parameters it keeps are kept byte for byte."""
+    url, _, _ = url.partition("#")
+    base, question, query = url.partition("?")
+    if not question:
+        return url
+    kept = [part for part in query.split("&") if part.partition("=")[0] in keep]
+    return f"{base}?{'&'.join(kept)}" if kept else base
+
+
 def ping_row(ping_from: str | None, ping_to: str | None, meta: Meta) -> Row:
     """An `<a ping>` becomes an outbound record with a server-made id (protocol.md)."""
     if not ping_to:
@@ -156,7 +171,7 @@ def ping_row(ping_from: str | None, ping_to: str | None, meta: Meta) -> Row:
         id=secrets.token_urlsafe(16),
         received_at=meta.received_at,
         type="outbound",
-        url=ping_from,
+        url=private_url(ping_from),
         referrer=None,
         target=ping_to,
         transport="ping",

@@ -303,6 +303,24 @@ def test_ping_becomes_an_outbound_record_with_a_fresh_id() -> None:
 
 
 @pytest.mark.parametrize(
+    ("page", "stored"),
+    [
+        ("https://a/app/?email=a%40b.c#access_token=xyz", "https://a/app/"),
+        ("https://a/p?utm_source=nl&token=s&ref=x%20y", "https://a/p?utm_source=nl&ref=x%20y"),
+        ("https://a/p?utm_medium", "https://a/p?utm_medium"),
+        ("https://a/p?utm_sourcex=1&=2&", "https://a/p"),
+        ("https://a/p#s=1?t=2", "https://a/p"),
+        ("https://a/p", "https://a/p"),
+    ],
+)
+def test_ping_from_loses_the_fragment_and_the_query_not_kept(page: str, stored: str) -> None:
+    # The browser makes Ping-From from the page's full address; the receiver cleans it as the
+    # client module cleans its own URLs, with the default keep_query.
+    assert ping_row(page, "https://b/", META).url == stored
+    assert ping_row(page, "https://b/?token=link", META).target == "https://b/?token=link"
+
+
+@pytest.mark.parametrize(
     ("ping_from", "ping_to", "reason"),
     [
         (None, "https://b/", "Ping-From"),
