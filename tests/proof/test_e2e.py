@@ -508,3 +508,38 @@ def test_spa_navigation(engine: tuple[str, str | None], tmp_path: Path, order: s
         assert views[after]["referrer"] == views[before]["url"]
     leaves = [row for row in app if row["type"] == "leave"]
     assert len({row["id"] for row in leaves}) == len(leaves)
+
+
+def test_a_ping_stores_no_secret_of_the_page_url(chromium: str, tmp_path: Path) -> None:
+    # Chromium sends Ping-From with the page's whole address (query and fragment included);
+    # what the receiver stores keeps only the default kept parameters.
+    from playwright.sync_api import sync_playwright
+
+    from sitebeacon.proof.engines.chromium import LAUNCH_ARGS
+
+    site = tmp_path / "site"
+    link = '<a id="out" href="http://127.0.0.1:9/elsewhere">out</a>'
+    write(
+        site / "app" / "index.html", f"<!doctype html><html><head></head><body>{link}</body></html>"
+    )
+    config = Config(events=(), ping_links="outbound")
+    inject_site(site, config, build_module(config))
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    with running_receiver(db, site_dir=site) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/app/?email=a%40b.c&utm_source=nl#access_token=xyz")
+            page.click("#out", no_wait_after=True)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                with open_store(db) as store:
+                    rows = store.records()
+                if rows:
+                    break
+                time.sleep(0.1)
+        finally:
+            browser.close()
+    assert [(row["transport"], row["url"]) for row in rows] == [
+        ("ping", f"{base}/app/?utm_source=nl")
+    ]
