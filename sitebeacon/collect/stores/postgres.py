@@ -6,6 +6,7 @@ unique index is in the database, not in any one process.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -111,16 +112,25 @@ class PostgresStore(Store):
             raise SitebeaconError(f"cannot connect to PostgreSQL: {reason}") from None
 
     def add(self, rows: Sequence[Row]) -> None:
+        with self._transaction(pause=True) as db, db.cursor() as cursor:
+            cursor.executemany(self._upsert, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self, *, pause: bool = False) -> Iterator[Any]:
+        """A transaction on the store's connection, under the store lock, reconnecting first
+        if the connection broke; any failure is a StoreError. With `pause` (the receiver's
+        writes), a reconnection is tried at most every RECONNECT_PAUSE seconds meanwhile."""
         assert psycopg is not None
         with self._lock:
             try:
                 if self._db.closed or self._db.broken:
-                    if time.monotonic() < self._retry_at:
-                        raise StoreError("PostgreSQL is unreachable, retrying shortly")
-                    self._retry_at = time.monotonic() + RECONNECT_PAUSE
+                    if pause:
+                        if time.monotonic() < self._retry_at:
+                            raise StoreError("PostgreSQL is unreachable, retrying shortly")
+                        self._retry_at = time.monotonic() + RECONNECT_PAUSE
                     self._db = self._connect()
-                with self._db.transaction(), self._db.cursor() as cursor:
-                    cursor.executemany(self._upsert, rows)
+                with self._db.transaction():
+                    yield self._db
             except (psycopg.Error, SitebeaconError) as error:
                 raise StoreError(f"PostgreSQL write failed: {error}") from error
 
@@ -142,44 +152,28 @@ class PostgresStore(Store):
             if held is None or row.seq > held[1].seq:
                 kept[row.id] = (held[0] if held else order, row)
         columns = ", ".join(COLUMNS)
-        with self._lock:
-            try:
-                if self._db.closed or self._db.broken:
-                    self._db = self._connect()
-                with self._db.transaction(), self._db.cursor() as cursor:
-                    cursor.execute(
-                        "CREATE TEMP TABLE IF NOT EXISTS import_rows ON COMMIT DELETE ROWS AS"
-                        f" SELECT 0::bigint AS k, {columns} FROM records WITH NO DATA"
-                    )
-                    with cursor.copy(f"COPY import_rows (k, {columns}) FROM STDIN") as copy:
-                        for order, row in sorted(kept.values()):
-                            copy.write_row((order, *row))
-                    cursor.execute(
-                        f"INSERT INTO records ({columns}) SELECT {columns} FROM import_rows"
-                        f" ORDER BY k{UPSERT_TAIL}"
-                    )
-            except (psycopg.Error, SitebeaconError) as error:
-                raise StoreError(f"PostgreSQL write failed: {error}") from error
+        with self._transaction() as db, db.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_rows ON COMMIT DELETE ROWS AS"
+                f" SELECT 0::bigint AS k, {columns} FROM records WITH NO DATA"
+            )
+            with cursor.copy(f"COPY import_rows (k, {columns}) FROM STDIN") as copy:
+                for order, row in sorted(kept.values()):
+                    copy.write_row((order, *row))
+            cursor.execute(
+                f"INSERT INTO records ({columns}) SELECT {columns} FROM import_rows"
+                f" ORDER BY k{UPSERT_TAIL}"
+            )
 
     def daily_salt(self, day: str) -> bytes:
-        assert psycopg is not None
-        with self._lock:
-            try:
-                if self._db.closed or self._db.broken:
-                    self._db = self._connect()
-                with self._db.transaction():
-                    # Every receiver inserts its own candidate; the first one wins for all.
-                    self._db.execute(
-                        "INSERT INTO salts (day, salt) VALUES (%s, %s)"
-                        " ON CONFLICT (day) DO NOTHING",
-                        (day, secrets.token_hex(32)),
-                    )
-                    self._db.execute("DELETE FROM salts WHERE day < %s", (previous_day(day),))
-                    (salt,) = self._db.execute(
-                        "SELECT salt FROM salts WHERE day = %s", (day,)
-                    ).fetchone()
-            except (psycopg.Error, SitebeaconError) as error:
-                raise StoreError(f"PostgreSQL write failed: {error}") from error
+        with self._transaction() as db:
+            # Every receiver inserts its own candidate; the first one wins for all.
+            db.execute(
+                "INSERT INTO salts (day, salt) VALUES (%s, %s) ON CONFLICT (day) DO NOTHING",
+                (day, secrets.token_hex(32)),
+            )
+            db.execute("DELETE FROM salts WHERE day < %s", (previous_day(day),))
+            (salt,) = db.execute("SELECT salt FROM salts WHERE day = %s", (day,)).fetchone()
         return bytes.fromhex(salt)
 
     def put_summaries(self, version: int, summaries: Sequence[tuple[str, bytes]]) -> None:
@@ -193,15 +187,8 @@ class PostgresStore(Store):
         self._write("DELETE FROM report_days WHERE day = %s", [(day,) for day in days])
 
     def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        assert psycopg is not None
-        with self._lock:
-            try:
-                if self._db.closed or self._db.broken:
-                    self._db = self._connect()
-                with self._db.transaction(), self._db.cursor() as cursor:
-                    cursor.executemany(sql, rows)
-            except (psycopg.Error, SitebeaconError) as error:
-                raise StoreError(f"PostgreSQL write failed: {error}") from error
+        with self._transaction() as db, db.cursor() as cursor:
+            cursor.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         assert psycopg is not None
