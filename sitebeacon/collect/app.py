@@ -306,25 +306,6 @@ class Receiver:
         return b"".join(chunks)
 
 
-def create_app(
-    store: Store,
-    *,
-    path: str = "/collect",
-    allow_origins: Iterable[str] = (),
-    site_dir: Path | None = None,
-    visitors: bool = True,
-    trusted_proxies: Iterable[str] = (),
-    client_class: bool = True,
-    mounts: Mapping[str, ASGIApp] | None = None,
-) -> Receiver:
-    """The receiver as an ASGI app; with `site_dir`, it also serves that site (same origin)."""
-    return Receiver(
-        store,
-        path=path,
-        allow_origins=allow_origins,
-        site_dir=site_dir,
-        visitors=visitors,
-        trusted_proxies=trusted_proxies,
-        client_class=client_class,
-        mounts=mounts,
-    )
+create_app = Receiver
+"""The receiver as an ASGI app (`sitebeacon.receiver:create_app` for uvicorn and other
+servers); with `site_dir`, it also serves that site (same origin)."""
