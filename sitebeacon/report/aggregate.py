@@ -22,7 +22,7 @@ import orjson
 
 from sitebeacon.collect.stores import Store
 from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW
-from sitebeacon.report.summary import SEP, host_of, summaries
+from sitebeacon.report.summary import SEP, empty, host_of, summaries
 
 QUICK_MS = 10_000
 """A leave under 10 s visible is a quick exit."""
@@ -226,22 +226,11 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
     """Sum summary parts (days x hosts x bot classes) and the matching visit figures;
     visible times stay sorted per page."""
     parts, visits = selected
-    total: dict[str, Any] = {
-        "types": Counter(),
-        "mix": Counter(),
-        "pages": defaultdict(lambda: [0, 0, 0, 0]),
-        "visible": defaultdict(list),
+    total = empty() | {
         "all": [],
         "visitors": 0,
         "visits": defaultdict(lambda: [0, 0]),
         "page_visitors": Counter(),
-        "referrers": Counter(),
-        "utm": Counter(),
-        "targets": Counter(),
-        "events": Counter(),
-        "retried": 0,
-        "no_visitor": 0,
-        "no_class": 0,
     }
     for part in parts:
         for name in ("types", "mix", "referrers", "utm", "targets", "events"):

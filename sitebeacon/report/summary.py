@@ -92,7 +92,8 @@ def _ms(stamp: str) -> int:
     )
 
 
-def _empty() -> dict[str, Any]:
+def empty() -> dict[str, Any]:
+    """A summary part with nothing counted yet (also the start of a merge)."""
     return {
         "types": Counter(),
         "mix": Counter(),
@@ -129,7 +130,7 @@ def summarize(rows: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
         key = f"{host}{SEP}{int(bool(bot))}"
         part = parts.get(key)
         if part is None:
-            part = parts[key] = _empty()
+            part = parts[key] = empty()
         part["types"][kind] += 1
         browser, os, device = klass
         part["mix"][SEP.join((kind, transport or "", browser or "", os or "", device or ""))] += 1
@@ -407,7 +408,7 @@ def rollup(days: list[dict[str, Any]]) -> dict[str, Any]:
     for summary in days:
         daily.update(summary["daily"])
         for key, part in summary["parts"].items():
-            into = parts.setdefault(key, _empty())
+            into = parts.setdefault(key, empty())
             for name in ("types", "mix", "referrers", "utm", "targets", "events"):
                 into[name].update(part[name])
             for url, counts in part["pages"].items():
