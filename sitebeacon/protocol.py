@@ -40,8 +40,13 @@ WIRE_TRANSPORTS = frozenset((*CLIENT_TRANSPORTS, PING))
 """What a stored record's `transport` may say."""
 
 DEFAULT_KEEP_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref")
-"""The query parameters a page's URL keeps by default (`[privacy] keep_query`); the receiver
-applies this list to an `<a ping>`'s `Ping-From`, the one URL the client module never cleans."""
+"""The query parameters a page's URL keeps by default (`[privacy] keep_query`)."""
+VERIFY_PARAM = "sitebeacon-verify"
+"""The query parameter `sitebeacon verify` marks each scenario's page with (`?sitebeacon-verify=
+<run>-<scenario>`), to tell the stored records of its scenarios apart."""
+PING_KEEP_QUERY = (*DEFAULT_KEEP_QUERY, VERIFY_PARAM)
+"""What the receiver keeps of an `<a ping>`'s `Ping-From` query, the one URL the client module
+never cleans: the default list (the receiver does not know a site's own) and verify's mark."""
 
 ENCODINGS = ("text", "json", "form")
 """How the client encodes a body: JSON as text/plain, JSON as application/json, a form."""

@@ -17,7 +17,6 @@ import orjson
 
 from sitebeacon.collect.types import Meta, Row
 from sitebeacon.protocol import (
-    DEFAULT_KEEP_QUERY,
     DROPPED,
     FORM_TYPE,
     ID_PATTERN,
@@ -25,6 +24,7 @@ from sitebeacon.protocol import (
     MAX_BATCH,
     MAX_DATA,
     MAX_TEXT,
+    PING_KEEP_QUERY,
     RETRIED,
     TYPE_PATTERN,
     WIRE_TRANSPORTS,
@@ -142,12 +142,12 @@ def parse_body(kind: str, body: bytes, meta: Meta) -> Parsed:
     return _check([value], meta, batch=False)
 
 
-def private_url(url: str, keep: tuple[str, ...] = DEFAULT_KEEP_QUERY) -> str:
+def private_url(url: str, keep: tuple[str, ...] = PING_KEEP_QUERY) -> str:
     """`url` without its fragment and without the query parameters not in `keep`, as the client
     module cleans the URLs it sends ([privacy] keep_query). For `Ping-From`, which the browser
     makes from the page's full address: a page at `/app/?email=...#access_token=...` must not
     store either through a ping. The receiver does not know a site's own list, so it keeps the
-    default one; the parameters it keeps are kept byte for byte."""
+    default one (and verify's mark); the parameters it keeps are kept byte for byte."""
     url, _, _ = url.partition("#")
     base, question, query = url.partition("?")
     if not question:

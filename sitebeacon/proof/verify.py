@@ -35,6 +35,7 @@ from sitebeacon.proof.scenarios import (
     Scenario,
     scenario,
 )
+from sitebeacon.protocol import VERIFY_PARAM
 from sitebeacon.site import inject
 from sitebeacon.site.generate import template_context
 from sitebeacon.site.htmlscan import scan_page
@@ -56,7 +57,7 @@ DELIVERY_TIMEOUT = 10.0  # seconds to wait for the records a scenario must deliv
 SETTLE = 0.6  # then this long for late copies (duplicates) and records not required
 THROTTLED_FACTOR = 4  # both, under --throttle (Slow 3G adds 2 s to every request)
 POLL = 0.05
-MARK_PARAM = "sitebeacon-verify"
+MARK_PARAM = VERIFY_PARAM  # also kept in a ping's Ping-From by the receiver
 # A link of each kind, to ask `inject` whether it would give such a link ping=.
 SAMPLE_HREFS = {"local": "/", "outbound": OUTBOUND_FALLBACK}
 

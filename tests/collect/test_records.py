@@ -311,6 +311,7 @@ def test_ping_becomes_an_outbound_record_with_a_fresh_id() -> None:
         ("https://a/p?utm_sourcex=1&=2&", "https://a/p"),
         ("https://a/p#s=1?t=2", "https://a/p"),
         ("https://a/p", "https://a/p"),
+        ("https://a/?sitebeacon-verify=r1-2&x=1", "https://a/?sitebeacon-verify=r1-2"),
     ],
 )
 def test_ping_from_loses_the_fragment_and_the_query_not_kept(page: str, stored: str) -> None:
