@@ -22,7 +22,7 @@ import orjson
 
 from sitebeacon.collect.stores import Store
 from sitebeacon.protocol import DOWNLOAD, LEAVE, OUTBOUND, PAGEVIEW
-from sitebeacon.report.summary import SEP, empty, host_of, summaries
+from sitebeacon.report.summary import SEP, add_counts, empty, host_of, summaries
 
 QUICK_MS = 10_000
 """A leave under 10 s visible is a quick exit."""
@@ -233,17 +233,10 @@ def _merge(selected: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[
         "page_visitors": Counter(),
     }
     for part in parts:
-        for name in ("types", "mix", "referrers", "utm", "targets", "events"):
-            total[name].update(part[name])
-        for url, counts in part["pages"].items():
-            into = total["pages"][url]
-            for index, count in enumerate(counts):
-                into[index] += count
+        add_counts(total, part)
         for url, values in part["visible"].items():
             total["visible"][url].append(values)  # sorted runs, merged only where needed
         total["all"].append(part["all"])
-        for name in ("retried", "no_visitor", "no_class"):
-            total[name] += part[name]
     for visit in visits:
         for url, counts in visit["visits"].items():
             into = total["visits"][url]

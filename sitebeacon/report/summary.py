@@ -109,6 +109,19 @@ def empty() -> dict[str, Any]:
     }
 
 
+def add_counts(into: dict[str, Any], part: dict[str, Any]) -> None:
+    """Add a summary part's counts (all but its visible times) to `into`, one of `empty()`'s
+    shape: a rollup and a report's merge both sum parts this way."""
+    for name in ("types", "mix", "referrers", "utm", "targets", "events"):
+        into[name].update(part[name])
+    for url, counts in part["pages"].items():
+        page = into["pages"][url]
+        for index, count in enumerate(counts):
+            page[index] += count
+    for name in ("retried", "no_visitor", "no_class"):
+        into[name] += part[name]
+
+
 _PAGE_INDEX = {PAGEVIEW: 0, LEAVE: 1, OUTBOUND: 2, DOWNLOAD: 3}
 
 
@@ -409,16 +422,9 @@ def rollup(days: list[dict[str, Any]]) -> dict[str, Any]:
         daily.update(summary["daily"])
         for key, part in summary["parts"].items():
             into = parts.setdefault(key, empty())
-            for name in ("types", "mix", "referrers", "utm", "targets", "events"):
-                into[name].update(part[name])
-            for url, counts in part["pages"].items():
-                page = into["pages"][url]
-                for index, count in enumerate(counts):
-                    page[index] += count
+            add_counts(into, part)
             for url, values in part["visible"].items():
                 into["visible"][url].extend(values)
-            for name in ("retried", "no_visitor", "no_class"):
-                into[name] += part[name]
         for key, visit in summary["visits"].items():
             total = visits.setdefault(
                 key,
