@@ -108,16 +108,8 @@ class SQLiteStore(Store):
         """Commit `rows`, waiting up to BUSY_TIMEOUT for a lock held elsewhere (never on the
         event loop: the writer sends here only what `try_add` could not write at once)."""
         self._start_checkpointer()
-        with self._lock:
-            try:
-                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                try:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._insert_and_commit(rows)
-                finally:
-                    self._db.execute("PRAGMA busy_timeout = 0")
-            except sqlite3.Error as error:
-                raise StoreError(f"SQLite write failed: {error}") from error
+        with self._transaction(wait=True):
+            self._insert(rows)
 
     def try_add(self, rows: Sequence[Row]) -> bool:
         """Commit `rows` only if that needs no waiting: False, with nothing written, when the
@@ -144,15 +136,18 @@ class SQLiteStore(Store):
         """Inside BEGIN IMMEDIATE: insert, commit; on any failure, COMMIT's included, roll
         back, so that the connection never stays inside a failed transaction."""
         try:
-            for start in range(0, len(rows), _CHUNK):
-                chunk = rows[start : start + _CHUNK]
-                self._db.execute(self._upsert(len(chunk)), list(chain.from_iterable(chunk)))
+            self._insert(rows)
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
             raise
+
+    def _insert(self, rows: Sequence[Row]) -> None:
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            self._db.execute(self._upsert(len(chunk)), list(chain.from_iterable(chunk)))
 
     def _start_checkpointer(self) -> None:
         if self._checkpointer is None:
