@@ -114,7 +114,6 @@ def template_context(config: Config) -> dict[str, Any]:
         "max_text": protocol.MAX_TEXT,
         "max_data": protocol.MAX_DATA,
         "max_body": protocol.MAX_BODY,
-        "type_pattern": protocol.TYPE_PATTERN,
         "queue_key": protocol.QUEUE_KEY,
         "queue_records": protocol.QUEUE_RECORDS,
         "queue_bytes": protocol.QUEUE_BYTES,

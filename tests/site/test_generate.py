@@ -104,7 +104,9 @@ def check_only_what_is_configured(config: Config, module: str) -> None:
         assert always in module, f"{config}: {always}"
     for always in ("sitebeacon_queue", '"online"', "getRandomValues", '"file:"', "utm_"):
         assert always in module, f"{config}: {always}"
-    assert len(re.findall(r"\bfetch\(", module)) == 1 + ("keepalive" in transports)
+    # fetch: keepalive's, and the queue's flush where no beacon carries it.
+    fetches = ("keepalive" in transports) + ("beacon" not in transports)
+    assert len(re.findall(r"\bfetch\(", module)) == fetches
     assert '"' + config.endpoint + '"' in module
     # An IIFE: nothing leaks into the page's globals but window.sitebeacon.
     assert module.startswith("(()=>{") and module.endswith("})()")
@@ -166,7 +168,10 @@ SIZE_CONFIGS = {
 }  # fmt: skip
 ISSUE_BUDGET = {"default": 950, "every feature": 1600, "beacon, leave": 450}
 # What the module measures today (README "Size"), so that it cannot grow unnoticed.
-CEILING = {"default": 1346, "every feature": 1656, "beacon, leave": 997}
+CEILING = {"default": 1319, "every feature": 1576, "beacon, leave": 945}
+# Below what the issue's own behaviour needs (README "Size": a module written by hand for the
+# purpose, bench/size.py, is 1,081 and 905 bytes): a strict xfail, which fails the day it is met.
+OVER_BUDGET = pytest.mark.xfail(strict=True, reason="README 'Size': below the hand-written floor")
 
 
 @pytest.mark.parametrize("name", SIZE_CONFIGS)
@@ -174,8 +179,14 @@ def test_module_size_does_not_grow(name: str) -> None:
     assert module_sizes(SIZE_CONFIGS[name])["gzip"] <= CEILING[name]
 
 
-@pytest.mark.xfail(strict=True, reason="over issue 11's budget: README 'Size' says by how much")
-@pytest.mark.parametrize("name", SIZE_CONFIGS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("default", marks=OVER_BUDGET),
+        "every feature",
+        pytest.param("beacon, leave", marks=OVER_BUDGET),
+    ],
+)
 def test_module_size_meets_the_issue_budget(name: str) -> None:
     assert module_sizes(SIZE_CONFIGS[name])["gzip"] <= ISSUE_BUDGET[name]
 
@@ -228,7 +239,7 @@ def test_endpoint_is_a_javascript_string() -> None:
 def test_respect_dnt_stubs_the_custom_api() -> None:
     source = render_source(Config(events=("custom",), respect_dnt=True))
     guard = source.index("doNotTrack")
-    assert source.index("window.sitebeacon = {event: () => {}}") > guard
+    assert source.index("window.sitebeacon ||= {event: () => {}}") > guard
 
 
 def test_templates_prefer_the_installed_package(
