@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from files import start_receiver
+from files import post_to_app, start_receiver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -491,15 +491,7 @@ class BrokenDiskStore(SQLiteStore):
 
 def test_store_failure_is_503_not_500(tmp_path: Path) -> None:
     store = BrokenDiskStore(tmp_path / "b.db", "sqlite:///b.db")
-    app = create_app(store)
-
-    async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await client.post("/collect", json=record())
-
-    answer = asyncio.run(post())
-    app.close()
+    answer = post_to_app(store, json=record())
     store.close()
     assert answer.status_code == 503
     assert answer.headers["retry-after"]
