@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import postgres_schema
 
 from sitebeacon.collect.stores import open_store
 from sitebeacon.collect.types import Row
@@ -218,17 +218,7 @@ def test_import_drops_stale_summaries(tmp_path: Path) -> None:
 @pytest.mark.parametrize("direction", ["sqlite->postgres"])
 def test_migration_command_line(tmp_path: Path, direction: str) -> None:
     """The documented migration: `export --db sqlite... | import --db postgresql...`."""
-    base = os.environ.get("SITEBEACON_TEST_PG", "")
-    require(bool(base), "SITEBEACON_TEST_PG is not set (export it from .ci/postgres.sh)")
-    import uuid
-
-    import psycopg
-
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        pg = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    with postgres_schema() as pg:
         source = f"sqlite:///{tmp_path / 'source.db'}"
         with open_store(source) as store:
             store.add(ROWS)
@@ -243,6 +233,3 @@ def test_migration_command_line(tmp_path: Path, direction: str) -> None:
             capture_output=True,
         )
         assert exported(pg) == exported(source)
-    finally:
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
