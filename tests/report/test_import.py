@@ -11,80 +11,50 @@ from pathlib import Path
 
 import pytest
 from conftest import postgres_schema
+from files import make_row
 
 from sitebeacon.collect.stores import open_store
-from sitebeacon.collect.types import Row
 from sitebeacon.report.export import export_records
 from sitebeacon.report.importer import import_lines
 
+FIREFOX_ON_LINUX = {
+    "visitor": "0123456789abcdef",
+    "browser": "Firefox 128",
+    "os": "Linux",
+    "device": "desktop",
+}
 ROWS = [
-    Row(
-        "p1",
-        "2024-05-01T12:00:00.123Z",
-        "pageview",
-        "https://a.example/ü",
-        "https://g/",
-        None,
-        "beacon",
-        "text/plain;charset=UTF-8",
-        "no-cors",
-        0,
-        1714564800123,
-        None,
-        False,
-        "0123456789abcdef",
-        "Firefox 128",
-        "Linux",
-        "desktop",
+    make_row(
+        "p1", url="https://a.example/ü", referrer="https://g/", ts=1714564800123, **FIREFOX_ON_LINUX
     ),
-    Row(
+    make_row(
         "l1",
-        "2024-05-01T12:00:09.999Z",
-        "leave",
-        "https://a.example/ü",
-        None,
-        None,
-        "fetchlater",
-        "text/plain",
-        "cors",
-        3,
-        None,
-        '{"visible_ms":9000,"retried":1}',
-        False,
-        "0123456789abcdef",
-        "Firefox 128",
-        "Linux",
-        "desktop",
+        received_at="2024-05-01T12:00:09.999Z",
+        type="leave",
+        url="https://a.example/ü",
+        transport="fetchlater",
+        content_type="text/plain",
+        fetch_mode="cors",
+        seq=3,
+        data='{"visible_ms":9000,"retried":1}',
+        **FIREFOX_ON_LINUX,
     ),
-    Row(
+    make_row(
         "b1",
-        "2024-05-02T00:00:00.000Z",
-        "pageview",
-        "https://a.example/",
-        None,
-        None,
-        None,
-        None,
-        None,
-        0,
-        None,
-        None,
-        True,
+        received_at="2024-05-02T00:00:00.000Z",
+        transport=None,
+        content_type=None,
+        fetch_mode=None,
+        bot=True,
     ),
-    Row(
+    make_row(
         "c1",
-        "2024-05-02T01:00:00.000Z",
-        "signup",
-        "https://a.example/",
-        None,
-        None,
-        "keepalive",
-        "application/json",
-        "cors",
-        0,
-        None,
-        '{"plan":"pro","n":[1,2.5,null]}',
-        False,
+        received_at="2024-05-02T01:00:00.000Z",
+        type="signup",
+        transport="keepalive",
+        content_type="application/json",
+        fetch_mode="cors",
+        data='{"plan":"pro","n":[1,2.5,null]}',
     ),
 ]
 
