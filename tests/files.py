@@ -16,6 +16,10 @@ from sitebeacon.collect.app import create_app
 from sitebeacon.collect.stores import Store
 from sitebeacon.collect.types import Row
 
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_site"
+"""The sample site the build, verify and CLI tests start from."""
+
 
 def write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
