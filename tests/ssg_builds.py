@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import html5lib
@@ -106,11 +107,6 @@ def assert_module_in_every_page(
     return pages
 
 
-def assert_csp_logged(log: str, module_js: str) -> None:
-    """The build's log names the script-src source a Content-Security-Policy needs."""
-    assert f"Content-Security-Policy: script-src '{csp_hash(module_js)}'" in log
-
-
 def expected_ping(href: str | None, ping_links: str) -> bool:
     """Whether `ping_links` asks for ping= on a link to `href` (the URLs these sites contain)."""
     if ping_links == "none" or href is None or href.startswith(("#", "mailto:", "javascript:")):
@@ -157,3 +153,34 @@ def assert_nothing_injected(site: Path) -> None:
     if site.exists():
         for path in site.rglob("*.html"):
             assert b"data-sitebeacon" not in path.read_bytes(), path
+
+
+@dataclass(frozen=True)
+class Injected:
+    """A project built with the plugin: its output, what the plugin should have put in, its log."""
+
+    site: Path
+    module_js: str
+    endpoint: str
+    log: str
+    names: frozenset[str]  # pages the generator must have written, among others
+
+
+class InjectedBuildChecks:
+    """What every generator's plugin does to a build. A test module subclasses this as
+    `TestInjectedBuild` and provides the fixtures `injected` (an `Injected`) and `plain_site`
+    (the pages of the same project built without the plugin)."""
+
+    def test_every_page_gets_exactly_one_module_in_its_head(self, injected: Injected) -> None:
+        assert_module_in_every_page(injected.site, injected.module_js, set(injected.names))
+
+    def test_output_minus_injection_is_what_the_generator_wrote(
+        self, plain_site: dict[str, bytes], injected: Injected
+    ) -> None:
+        assert_same_except_injection(
+            plain_site, injected.site, injected.module_js, injected.endpoint
+        )
+
+    def test_csp_hash_is_logged(self, injected: Injected) -> None:
+        csp = f"Content-Security-Policy: script-src '{csp_hash(injected.module_js)}'"
+        assert csp in injected.log

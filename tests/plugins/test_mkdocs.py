@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from ssg_builds import (
-    assert_csp_logged,
+    Injected,
+    InjectedBuildChecks,
     assert_module_in_every_page,
-    assert_same_except_injection,
     build,
     check_pings,
     failed_build,
@@ -61,36 +61,23 @@ def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def plugin_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Injected:
     project = make_project(tmp_path_factory.mktemp("plugin"), "")
-    return project, build(mkdocs_command(), project)
+    log = build(mkdocs_command(), project)
+    names = frozenset({"index.html", "guide/other/index.html", "404.html"})
+    return Injected(project / "site", module_for(project), "/collect", log, names)
 
 
-def test_every_page_gets_exactly_one_module_in_its_head(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    names = {"index.html", "guide/other/index.html", "404.html"}
-    assert_module_in_every_page(project / "site", module_for(project), names)
+class TestInjectedBuild(InjectedBuildChecks):
+    """`mkdocs build` with the plugin, against the same project built without it."""
 
 
-def test_outbound_links_get_ping_and_no_others(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    pages = html_pages(project / "site")
+def test_outbound_links_get_ping_and_no_others(injected: Injected) -> None:
+    pages = html_pages(injected.site)
     pinged = {name: check_pings(page, "/collect", "outbound") for name, page in pages.items()}
     # The two links of the content, besides the theme's own outbound links.
     assert b'<a ping="/collect" href="https://example.org/page?q=1">' in pages["index.html"]
     assert pinged["guide/other/index.html"] >= 1 + pinged["404.html"]
-
-
-def test_output_minus_injection_is_what_mkdocs_wrote(
-    plain_site: dict[str, bytes], plugin_build: tuple[Path, str]
-) -> None:
-    project, _ = plugin_build
-    assert_same_except_injection(plain_site, project / "site", module_for(project), "/collect")
-
-
-def test_csp_hash_is_logged(plugin_build: tuple[Path, str]) -> None:
-    project, output = plugin_build
-    assert_csp_logged(output, module_for(project))
 
 
 def test_inline_options_win_over_sitebeacon_toml(tmp_path: Path) -> None:

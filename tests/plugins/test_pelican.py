@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from ssg_builds import (
-    assert_csp_logged,
+    Injected,
+    InjectedBuildChecks,
     assert_module_in_every_page,
-    assert_same_except_injection,
     build,
     check_pings,
     failed_build,
@@ -69,16 +69,16 @@ def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def plugin_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Injected:
     # A sitebeacon.toml with another endpoint too: the inline SITEBEACON setting wins.
     project = make_project(tmp_path_factory.mktemp("plugin"), True, toml='endpoint = "/no"\n')
-    return project, pelican_build(project)
+    log = pelican_build(project)
+    names = frozenset({"index.html", "first-post.html", "second-post.html", "archives.html"})
+    return Injected(project / "output", build_module(INLINE_CONFIG), "/hit", log, names)
 
 
-def test_every_page_gets_exactly_one_module_in_its_head(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    names = {"index.html", "first-post.html", "second-post.html", "archives.html"}
-    assert_module_in_every_page(project / "output", build_module(INLINE_CONFIG), names)
+class TestInjectedBuild(InjectedBuildChecks):
+    """`pelican` with the plugin, against the same project built without it."""
 
 
 def test_the_new_module_path_works_as_a_plugin_name(tmp_path: Path) -> None:
@@ -88,26 +88,11 @@ def test_the_new_module_path_works_as_a_plugin_name(tmp_path: Path) -> None:
     assert_module_in_every_page(project / "output", build_module(INLINE_CONFIG))
 
 
-def test_outbound_links_get_ping_and_no_others(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    pages = html_pages(project / "output")
+def test_outbound_links_get_ping_and_no_others(injected: Injected) -> None:
+    pages = html_pages(injected.site)
     pinged = {name: check_pings(page, "/hit", "outbound") for name, page in pages.items()}
     assert b'<a ping="/hit" href="https://example.org/page?q=1">' in pages["first-post.html"]
     assert pinged["second-post.html"] > pinged["archives.html"]  # the spec link
-
-
-def test_output_minus_injection_is_what_pelican_wrote(
-    plain_site: dict[str, bytes], plugin_build: tuple[Path, str]
-) -> None:
-    project, _ = plugin_build
-    assert_same_except_injection(
-        plain_site, project / "output", build_module(INLINE_CONFIG), "/hit"
-    )
-
-
-def test_csp_hash_is_logged(plugin_build: tuple[Path, str]) -> None:
-    _, output = plugin_build
-    assert_csp_logged(output, build_module(INLINE_CONFIG))
 
 
 def test_sitebeacon_toml_in_the_working_directory_applies(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from ssg_builds import (
-    assert_csp_logged,
+    Injected,
+    InjectedBuildChecks,
     assert_module_in_every_page,
-    assert_same_except_injection,
     build,
     check_pings,
     failed_build,
@@ -59,6 +59,10 @@ def sphinx_build(project: Path) -> str:
 FILE_SETTING = 'sitebeacon_config_file = "beacon/sitebeacon.toml"\n'
 
 
+def module_for(project: Path) -> str:
+    return build_module(load_config(project / "beacon" / "sitebeacon.toml"))
+
+
 @pytest.fixture(scope="module")
 def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     project = make_project(tmp_path_factory.mktemp("plain"), False, FILE_SETTING)
@@ -67,19 +71,15 @@ def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def ext_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Injected:
     project = make_project(tmp_path_factory.mktemp("ext"), True, FILE_SETTING)
-    return project, sphinx_build(project)
+    log = sphinx_build(project)
+    names = frozenset({"index.html", "guide/other.html", "genindex.html", "search.html"})
+    return Injected(project / "_build", module_for(project), "/b/collect", log, names)
 
 
-def module_for(project: Path) -> str:
-    return build_module(load_config(project / "beacon" / "sitebeacon.toml"))
-
-
-def test_every_page_gets_exactly_one_module_in_its_head(ext_build: tuple[Path, str]) -> None:
-    project, _ = ext_build
-    names = {"index.html", "guide/other.html", "genindex.html", "search.html"}
-    assert_module_in_every_page(project / "_build", module_for(project), names)
+class TestInjectedBuild(InjectedBuildChecks):
+    """`sphinx-build -b html` with the extension, against the same project built without it."""
 
 
 def test_the_new_module_path_works_as_an_extension_name(tmp_path: Path) -> None:
@@ -89,25 +89,12 @@ def test_the_new_module_path_works_as_an_extension_name(tmp_path: Path) -> None:
     assert_module_in_every_page(project / "_build", module_for(project))
 
 
-def test_links_get_ping_as_configured(ext_build: tuple[Path, str]) -> None:
-    project, _ = ext_build
-    pages = html_pages(project / "_build")
+def test_links_get_ping_as_configured(injected: Injected) -> None:
+    pages = html_pages(injected.site)
     for page in pages.values():
         check_pings(page, "/b/collect", "all")  # local links too; not mailto: or #fragment
     link = b'<a ping="/b/collect" class="reference external" href="https://example.org/page?q=1"'
     assert link in pages["index.html"]
-
-
-def test_output_minus_injection_is_what_sphinx_wrote(
-    plain_site: dict[str, bytes], ext_build: tuple[Path, str]
-) -> None:
-    project, _ = ext_build
-    assert_same_except_injection(plain_site, project / "_build", module_for(project), "/b/collect")
-
-
-def test_csp_hash_is_logged(ext_build: tuple[Path, str]) -> None:
-    project, output = ext_build
-    assert_csp_logged(output, module_for(project))
 
 
 def test_incremental_rebuild_keeps_one_module_and_follows_the_config(tmp_path: Path) -> None:
