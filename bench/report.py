@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import functools
 import math
 import os
 import random
@@ -65,19 +66,33 @@ def weighted(pairs: list[tuple[object, int]]) -> tuple[list[object], list[int]]:
     return list(values), list(weights)
 
 
-def stamp_factory() -> object:
-    cache: dict[int, str] = {}
+@functools.lru_cache(maxsize=100_000)
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
-    def stamp(ms: int) -> str:
-        second, fraction = divmod(ms, 1000)
-        text = cache.get(second)
-        if text is None:
-            if len(cache) > 100_000:
-                cache.clear()
-            text = cache[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{text}.{fraction:03d}Z"
 
-    return stamp
+def stamp(ms: int) -> str:
+    """received_at of a record received at `ms` (Unix milliseconds), as the receiver writes it."""
+    second, fraction = divmod(ms, 1000)
+    return f"{_second(second)}.{fraction:03d}Z"
+
+
+def record(
+    visit: tuple[object, ...],
+    id_: str,
+    ms: int,
+    type_: str,
+    url: str,
+    ref: object = None,
+    *,
+    target: str | None = None,
+    seq: int = 0,
+    data: str | None = None,
+) -> tuple[object, ...]:
+    """One row in COLUMNS order; `visit`: (transport, bot, visitor, browser, os, device)."""
+    transport, *who = visit
+    return (id_, stamp(ms), type_, url, ref, target, transport,
+            "text/plain;charset=UTF-8", "no-cors", seq, ms, data, *who)  # fmt: skip
 
 
 def generate(path: Path, first: date, days: int, pageviews_per_day: int, seed: int = 1) -> int:
@@ -93,7 +108,6 @@ def generate(path: Path, first: date, days: int, pageviews_per_day: int, seed: i
     page_cum = list(_cumulative(page_weights))
     browsers, browser_weights = weighted(BROWSERS)  # type: ignore[arg-type]
     referrers, referrer_weights = weighted(REFERRERS)  # type: ignore[arg-type]
-    stamp = stamp_factory()
     serial = 0
     total = 0
     for day_index in range(days):
@@ -117,29 +131,11 @@ def generate(path: Path, first: date, days: int, pageviews_per_day: int, seed: i
                 url += "?utm_source=newsletter&utm_medium=email&utm_campaign=week" + str(
                     day.isocalendar()[1]
                 )
+            visit = (transport, bot, visitor, browser, os_name, device)
             for _ in range(views):
                 serial += 1
                 base = f"{at:012x}{serial:08x}"
-                row = (
-                    base + "p",
-                    stamp(at),
-                    "pageview",
-                    url,
-                    referrer,
-                    None,
-                    transport,
-                    "text/plain;charset=UTF-8",
-                    "no-cors",
-                    0,
-                    at,
-                    None,
-                    bot,
-                    visitor,
-                    browser,
-                    os_name,
-                    device,
-                )
-                rows.append(row)
+                rows.append(record(visit, base + "p", at, "pageview", url, referrer))
                 made += 1
                 visible = int(math.exp(rng.gauss(9.6, 1.4)))  # median ~15 s, heavy tail
                 leave_at = at + visible + rng.randrange(50, 5000)
@@ -147,94 +143,24 @@ def generate(path: Path, first: date, days: int, pageviews_per_day: int, seed: i
                     data = f'{{"visible_ms":{visible}}}'
                     if rng.random() < 0.01:
                         data = f'{{"visible_ms":{visible},"retried":1}}'
+                    seq = rng.randrange(0, 3)
                     rows.append(
-                        (
-                            base + "l",
-                            stamp(leave_at),
-                            "leave",
-                            url,
-                            None,
-                            None,
-                            transport,
-                            "text/plain;charset=UTF-8",
-                            "no-cors",
-                            rng.randrange(0, 3),
-                            leave_at,
-                            data,
-                            bot,
-                            visitor,
-                            browser,
-                            os_name,
-                            device,
-                        )
+                        record(visit, base + "l", leave_at, "leave", url, seq=seq, data=data)
                     )
                 chance = rng.random()
                 if chance < 0.1:
+                    link = f"https://github.com/project{rng.randrange(40)}"
                     rows.append(
-                        (
-                            base + "o",
-                            stamp(at + visible),
-                            "outbound",
-                            url,
-                            None,
-                            f"https://github.com/project{rng.randrange(40)}",
-                            transport,
-                            "text/plain;charset=UTF-8",
-                            "no-cors",
-                            0,
-                            at + visible,
-                            None,
-                            bot,
-                            visitor,
-                            browser,
-                            os_name,
-                            device,
-                        )
+                        record(visit, base + "o", at + visible, "outbound", url, target=link)
                     )
                 elif chance < 0.12:
+                    link = f"{SITE}/files/slides-{rng.randrange(8)}.pdf"
                     rows.append(
-                        (
-                            base + "d",
-                            stamp(at + visible),
-                            "download",
-                            url,
-                            None,
-                            f"{SITE}/files/slides-{rng.randrange(8)}.pdf",
-                            transport,
-                            "text/plain;charset=UTF-8",
-                            "no-cors",
-                            0,
-                            at + visible,
-                            None,
-                            bot,
-                            visitor,
-                            browser,
-                            os_name,
-                            device,
-                        )
+                        record(visit, base + "d", at + visible, "download", url, target=link)
                     )
                 elif chance < 0.135:
-                    rows.append(
-                        (
-                            base + "c",
-                            stamp(at + 1000),
-                            "signup",
-                            url,
-                            None,
-                            None,
-                            transport,
-                            "text/plain;charset=UTF-8",
-                            "no-cors",
-                            0,
-                            at + 1000,
-                            f'{{"plan":"{rng.choice(["free", "pro", "team"])}"}}',
-                            bot,
-                            visitor,
-                            browser,
-                            os_name,
-                            device,
-                        )
-                    )
+                    data = f'{{"plan":"{rng.choice(["free", "pro", "team"])}"}}'
+                    rows.append(record(visit, base + "c", at + 1000, "signup", url, data=data))
                 referrer = url
                 url = pages[_pick(page_cum, rng.random())]
                 at = leave_at + rng.randrange(1000, 120_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'records.db'}"
         return
+    with postgres_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of the database named by SITEBEACON_TEST_PG, on a fresh schema of its own,
+    dropped afterwards (skip, or fail under CI=true, without that variable)."""
     base = os.environ.get("SITEBEACON_TEST_PG", "")
     require(bool(base), "SITEBEACON_TEST_PG is not set (export it from .ci/postgres.sh)")
     import psycopg

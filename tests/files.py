@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -9,7 +10,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from sitebeacon.collect.app import create_app
+from sitebeacon.collect.stores import Store
 from sitebeacon.collect.types import Row
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_site"
+"""The sample site the build, verify and CLI tests start from."""
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -57,6 +66,22 @@ def start_receiver(db_url: str, *extra: str) -> tuple[subprocess.Popen[str], str
     match = re.search(r"(http://127\.0\.0\.1:\d+)/collect", line)
     assert match, line
     return process, match.group(1)
+
+
+def post_to_app(store: Store, **request: Any) -> httpx.Response:
+    """POST /collect (httpx's `request` arguments) to the receiver's ASGI app on `store`, in this
+    process: for stores made to fail, which no running receiver can be given."""
+    app = create_app(store)
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/collect", **request)
+
+    try:
+        return asyncio.run(post())
+    finally:
+        app.close()
 
 
 def make_row(record_id: str = "r1", **fields: Any) -> Row:

@@ -11,12 +11,13 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import html5lib
 from conftest import require
 
-from sitebeacon.site.inject import ping_attribute, script_text
+from sitebeacon.site.inject import csp_hash, inline_script_tag, ping_attribute, script_text
 
 
 def ssg_executable(module: str, command: str) -> Path:
@@ -46,8 +47,19 @@ def run_build(args: list[str | Path], cwd: Path) -> subprocess.CompletedProcess[
     )
 
 
-def built_ok(result: subprocess.CompletedProcess[str]) -> None:
+def build(args: list[str | Path], cwd: Path) -> str:
+    """A build that must succeed; its log (stdout and stderr)."""
+    result = run_build(args, cwd)
     assert result.returncode == 0, result.stdout
+    return result.stdout
+
+
+def failed_build(args: list[str | Path], cwd: Path, site: Path) -> str:
+    """A build that must fail, leaving no page in `site` with the script; its log."""
+    result = run_build(args, cwd)
+    assert result.returncode != 0, result.stdout
+    assert_nothing_injected(site)
+    return result.stdout
 
 
 def html_pages(site: Path) -> dict[str, bytes]:
@@ -83,6 +95,18 @@ def assert_inline_module(page: bytes, module_js: str) -> None:
     assert everywhere[0].text == script_text(module_js)
 
 
+def assert_module_in_every_page(
+    site: Path, module_js: str, names: set[str] | None = None
+) -> dict[str, bytes]:
+    """Every page under `site` (`names` among them) holds exactly the module, once, in its
+    head; the pages."""
+    pages = html_pages(site)
+    assert (names or set()) <= set(pages)
+    for page in pages.values():
+        assert_inline_module(page, module_js)
+    return pages
+
+
 def expected_ping(href: str | None, ping_links: str) -> bool:
     """Whether `ping_links` asks for ping= on a link to `href` (the URLs these sites contain)."""
     if ping_links == "none" or href is None or href.startswith(("#", "mailto:", "javascript:")):
@@ -111,9 +135,12 @@ def strip_injection(page: bytes, script_tag: bytes, endpoint: str) -> bytes:
 
 
 def assert_same_except_injection(
-    plain: dict[str, bytes], injected: dict[str, bytes], script_tag: bytes, endpoint: str
+    plain: dict[str, bytes], site: Path, module_js: str, endpoint: str
 ) -> None:
-    """Same pages; each injected page minus the injection is byte for byte the plain one."""
+    """Same pages; each page under `site` minus the injection (the inline module and ping=
+    attributes) is byte for byte the plain one."""
+    injected = html_pages(site)
+    script_tag = inline_script_tag(module_js)
     assert sorted(injected) == sorted(plain)
     for name, page in plain.items():
         assert b"data-sitebeacon" not in page and ping_attribute(endpoint) not in page
@@ -126,3 +153,34 @@ def assert_nothing_injected(site: Path) -> None:
     if site.exists():
         for path in site.rglob("*.html"):
             assert b"data-sitebeacon" not in path.read_bytes(), path
+
+
+@dataclass(frozen=True)
+class Injected:
+    """A project built with the plugin: its output, what the plugin should have put in, its log."""
+
+    site: Path
+    module_js: str
+    endpoint: str
+    log: str
+    names: frozenset[str]  # pages the generator must have written, among others
+
+
+class InjectedBuildChecks:
+    """What every generator's plugin does to a build. A test module subclasses this as
+    `TestInjectedBuild` and provides the fixtures `injected` (an `Injected`) and `plain_site`
+    (the pages of the same project built without the plugin)."""
+
+    def test_every_page_gets_exactly_one_module_in_its_head(self, injected: Injected) -> None:
+        assert_module_in_every_page(injected.site, injected.module_js, set(injected.names))
+
+    def test_output_minus_injection_is_what_the_generator_wrote(
+        self, plain_site: dict[str, bytes], injected: Injected
+    ) -> None:
+        assert_same_except_injection(
+            plain_site, injected.site, injected.module_js, injected.endpoint
+        )
+
+    def test_csp_hash_is_logged(self, injected: Injected) -> None:
+        csp = f"Content-Security-Policy: script-src '{csp_hash(injected.module_js)}'"
+        assert csp in injected.log

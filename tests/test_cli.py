@@ -7,13 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from files import SAMPLE, tree, write
 from files import run_cli as run
-from files import tree, write
 
 from sitebeacon import __version__
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample_site"
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,6 +4,7 @@ every content type, CORS, dedup, SIGTERM under load, and fuzzing (in-process and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from files import start_receiver
+from files import post_to_app, start_receiver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,12 +56,19 @@ def receiver(store_url: str) -> Iterator[tuple[httpx.Client, str]]:
         yield client, store_url
 
 
+@contextlib.contextmanager
+def sqlite_client(tmp_path: Path, **options: Any) -> Iterator[tuple[httpx.Client, str]]:
+    """A receiver on a fresh SQLite file, run with `options`, and a client pointed at it."""
+    db_url = f"sqlite:///{tmp_path / 'r.db'}"
+    with running_receiver(db_url, **options) as base, httpx.Client(base_url=base) as client:
+        yield client, db_url
+
+
 @pytest.fixture
 def sqlite_receiver(tmp_path: Path) -> Iterator[tuple[httpx.Client, str]]:
     """Same, SQLite only: for answer codes whose store does not matter."""
-    db_url = f"sqlite:///{tmp_path / 'r.db'}"
-    with running_receiver(db_url) as base, httpx.Client(base_url=base) as client:
-        yield client, db_url
+    with sqlite_client(tmp_path) as receiver:
+        yield receiver
 
 
 # --- content types ---------------------------------------------------------------------
@@ -380,12 +388,8 @@ def test_without_allow_list_only_same_origin(sqlite_receiver: tuple[httpx.Client
 
 
 def test_allowed_origin_gets_cors_headers(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'c.db'}"
     site = "https://site.example"
-    with (
-        running_receiver(db_url, allow_origins=[site]) as base,
-        httpx.Client(base_url=base) as client,
-    ):
+    with sqlite_client(tmp_path, allow_origins=[site]) as (client, db_url):
         answer = client.post("/collect", json=record("cors"), headers={"Origin": site})
         assert answer.status_code == 204
         assert answer.headers["access-control-allow-origin"] == site
@@ -404,12 +408,8 @@ def test_allowed_origin_gets_cors_headers(tmp_path: Path) -> None:
 
 
 def test_preflight(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'p.db'}"
     site = "http://localhost:8000"
-    with (
-        running_receiver(db_url, allow_origins=[site]) as base,
-        httpx.Client(base_url=base) as client,
-    ):
+    with sqlite_client(tmp_path, allow_origins=[site]) as (client, db_url):
         preflight = {
             "Origin": site,
             "Access-Control-Request-Method": "POST",
@@ -429,22 +429,14 @@ def test_preflight(tmp_path: Path) -> None:
 
 
 def test_null_origin_only_when_listed(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'n.db'}"
-    with (
-        running_receiver(db_url, allow_origins=["null"]) as base,
-        httpx.Client(base_url=base) as client,
-    ):
+    with sqlite_client(tmp_path, allow_origins=["null"]) as (client, _):
         answer = client.post("/collect", json=record("sandboxed"), headers={"Origin": "null"})
         assert answer.status_code == 204
         assert answer.headers["access-control-allow-origin"] == "null"
 
 
 def test_allow_any_origin_with_star(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 's.db'}"
-    with (
-        running_receiver(db_url, allow_origins=["*"]) as base,
-        httpx.Client(base_url=base) as client,
-    ):
+    with sqlite_client(tmp_path, allow_origins=["*"]) as (client, _):
         answer = client.post("/collect", json=record("any"), headers={"Origin": "https://x.y"})
         assert answer.status_code == 204
         assert answer.headers["access-control-allow-origin"] == "https://x.y"
@@ -462,8 +454,8 @@ def test_serves_the_site_on_the_same_origin(tmp_path: Path) -> None:
     (site / "about").mkdir(parents=True)
     (site / "index.html").write_text("<h1>home</h1>")
     (site / "about" / "index.html").write_text("<h1>about</h1>")
-    db_url = f"sqlite:///{tmp_path / 'site.db'}"
-    with running_receiver(db_url, site_dir=site) as base, httpx.Client(base_url=base) as client:
+    with sqlite_client(tmp_path, site_dir=site) as (client, db_url):
+        base = str(client.base_url).rstrip("/")
         assert client.get("/").text == "<h1>home</h1>"
         assert client.get("/about/").text == "<h1>about</h1>"
         assert client.get("/missing.html").status_code == 404
@@ -499,15 +491,7 @@ class BrokenDiskStore(SQLiteStore):
 
 def test_store_failure_is_503_not_500(tmp_path: Path) -> None:
     store = BrokenDiskStore(tmp_path / "b.db", "sqlite:///b.db")
-    app = create_app(store)
-
-    async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await client.post("/collect", json=record())
-
-    answer = asyncio.run(post())
-    app.close()
+    answer = post_to_app(store, json=record())
     store.close()
     assert answer.status_code == 503
     assert answer.headers["retry-after"]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from files import make_row
 
 from sitebeacon.collect.server import running_receiver
 from sitebeacon.collect.stores import StoreError, open_store
 from sitebeacon.collect.stores.sqlite import SQLiteStore
-from sitebeacon.collect.types import Row
 from tests.conftest import require
 
 TEXT = {"Content-Type": "text/plain"}
@@ -160,20 +160,14 @@ def test_full_disk_rolls_back_and_the_connection_stays_usable(small_disk: Path) 
     try:
         with pytest.raises(StoreError):
             for n in range(1000):
-                row = Row(
+                row = make_row(
                     f"r{n}",
-                    "2024-01-01T00:00:00.000Z",
-                    "pageview",
-                    "https://s/",
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    0,
-                    None,
-                    json.dumps({"x": "a" * 16_000}),
-                    False,
+                    received_at="2024-01-01T00:00:00.000Z",
+                    url="https://s/",
+                    transport=None,
+                    content_type=None,
+                    fetch_mode=None,
+                    data=json.dumps({"x": "a" * 16_000}),
                 )
                 if n % 2:
                     store.add([row])

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from files import make_row as row
@@ -88,56 +89,17 @@ def test_repeated_id_adds_no_row(store_url: str) -> None:
 
 
 def test_higher_seq_replaces_the_figures_lower_does_not(store_url: str) -> None:
+    def leave(seq: int, ts: int, transport: str, visible: int, **fields: Any) -> list[Row]:
+        """A copy of one leave record, sent again with other figures."""
+        data = f'{{"visible_ms":{visible}}}'
+        fields.update(type="leave", seq=seq, ts=ts, transport=transport, data=data)
+        return [row("leave1", **fields)]
+
     with open_store(store_url) as store:
-        store.add(
-            [
-                row(
-                    "leave1",
-                    type="leave",
-                    seq=1,
-                    ts=10,
-                    transport="fetchlater",
-                    data='{"visible_ms":100}',
-                )
-            ]
-        )
-        store.add(
-            [
-                row(
-                    "leave1",
-                    type="leave",
-                    seq=3,
-                    ts=30,
-                    transport="beacon",
-                    data='{"visible_ms":300}',
-                    url="https://changed/",
-                )
-            ]
-        )
-        store.add(
-            [
-                row(
-                    "leave1",
-                    type="leave",
-                    seq=2,
-                    ts=20,
-                    transport="keepalive",
-                    data='{"visible_ms":200}',
-                )
-            ]
-        )
-        store.add(
-            [
-                row(
-                    "leave1",
-                    type="leave",
-                    seq=3,
-                    ts=31,
-                    transport="keepalive",
-                    data='{"visible_ms":301}',
-                )
-            ]
-        )
+        store.add(leave(1, 10, "fetchlater", 100))
+        store.add(leave(3, 30, "beacon", 300, url="https://changed/"))
+        store.add(leave(2, 20, "keepalive", 200))
+        store.add(leave(3, 31, "keepalive", 301))  # an equal seq changes nothing either
         (stored,) = store.records()
     assert (stored["seq"], stored["ts"], stored["transport"], stored["data"]) == (
         3,

@@ -3,7 +3,6 @@ uvicorn, real stores), the salt's life in the store, and the migration of an old
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import sqlite3
 import time
@@ -13,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from files import post_to_app
 
-from sitebeacon.collect.app import create_app
 from sitebeacon.collect.client_class import ClientClassifier
 from sitebeacon.collect.server import running_receiver
 from sitebeacon.collect.stores import StoreError, open_store
@@ -173,20 +172,9 @@ class NoSaltStore(SQLiteStore):
 
 def test_no_salt_stores_the_record_without_a_visitor(tmp_path: Path) -> None:
     store = NoSaltStore(tmp_path / "s.db", "sqlite:///s.db")
-    app = create_app(store)
-
-    async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            body = '{"v":1,"id":"n1","type":"pageview","url":"https://site.example/"}'
-            return await client.post(
-                "/collect",
-                content=body,
-                headers={"Content-Type": "text/plain", "User-Agent": FIREFOX},
-            )
-
-    answer = asyncio.run(post())
-    app.close()
+    body = '{"v":1,"id":"n1","type":"pageview","url":"https://site.example/"}'
+    headers = {"Content-Type": "text/plain", "User-Agent": FIREFOX}
+    answer = post_to_app(store, content=body, headers=headers)
     records = store.records()
     store.close()
     assert answer.status_code == 204

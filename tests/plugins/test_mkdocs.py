@@ -6,20 +6,20 @@ from pathlib import Path
 
 import pytest
 from ssg_builds import (
-    assert_inline_module,
-    assert_nothing_injected,
-    assert_same_except_injection,
-    built_ok,
+    Injected,
+    InjectedBuildChecks,
+    assert_module_in_every_page,
+    build,
     check_pings,
+    failed_build,
     html_pages,
     marked_scripts,
-    run_build,
     ssg_executable,
 )
 
 from sitebeacon.config import Config, load_config, parse_config
 from sitebeacon.site.generate import build_module
-from sitebeacon.site.inject import csp_hash, inline_script_tag, sri_hash
+from sitebeacon.site.inject import sri_hash
 
 TOML = 'ping.links = "outbound"\n'
 
@@ -45,55 +45,39 @@ def make_project(root: Path, plugin_options: str | None, toml: str | None = TOML
     return root
 
 
-def mkdocs_build(project: Path) -> str:
-    result = run_build([ssg_executable("mkdocs", "mkdocs"), "build"], project)
-    built_ok(result)
-    return result.stdout
+def mkdocs_command(*extra: str | Path) -> list[str | Path]:
+    return [ssg_executable("mkdocs", "mkdocs"), "build", *extra]
+
+
+def module_for(project: Path) -> str:
+    return build_module(load_config(project / "sitebeacon.toml"))
 
 
 @pytest.fixture(scope="module")
 def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     project = make_project(tmp_path_factory.mktemp("plain"), None)
-    mkdocs_build(project)
+    build(mkdocs_command(), project)
     return html_pages(project / "site")
 
 
 @pytest.fixture(scope="module")
-def plugin_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Injected:
     project = make_project(tmp_path_factory.mktemp("plugin"), "")
-    return project, mkdocs_build(project)
+    log = build(mkdocs_command(), project)
+    names = frozenset({"index.html", "guide/other/index.html", "404.html"})
+    return Injected(project / "site", module_for(project), "/collect", log, names)
 
 
-def test_every_page_gets_exactly_one_module_in_its_head(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    module = build_module(load_config(project / "sitebeacon.toml"))
-    pages = html_pages(project / "site")
-    assert {"index.html", "guide/other/index.html", "404.html"} <= set(pages)
-    for page in pages.values():
-        assert_inline_module(page, module)
+class TestInjectedBuild(InjectedBuildChecks):
+    """`mkdocs build` with the plugin, against the same project built without it."""
 
 
-def test_outbound_links_get_ping_and_no_others(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    pages = html_pages(project / "site")
+def test_outbound_links_get_ping_and_no_others(injected: Injected) -> None:
+    pages = html_pages(injected.site)
     pinged = {name: check_pings(page, "/collect", "outbound") for name, page in pages.items()}
     # The two links of the content, besides the theme's own outbound links.
     assert b'<a ping="/collect" href="https://example.org/page?q=1">' in pages["index.html"]
     assert pinged["guide/other/index.html"] >= 1 + pinged["404.html"]
-
-
-def test_output_minus_injection_is_what_mkdocs_wrote(
-    plain_site: dict[str, bytes], plugin_build: tuple[Path, str]
-) -> None:
-    project, _ = plugin_build
-    tag = inline_script_tag(build_module(load_config(project / "sitebeacon.toml")))
-    assert_same_except_injection(plain_site, html_pages(project / "site"), tag, "/collect")
-
-
-def test_csp_hash_is_logged(plugin_build: tuple[Path, str]) -> None:
-    project, output = plugin_build
-    module = build_module(load_config(project / "sitebeacon.toml"))
-    assert f"Content-Security-Policy: script-src '{csp_hash(module)}'" in output
 
 
 def test_inline_options_win_over_sitebeacon_toml(tmp_path: Path) -> None:
@@ -102,7 +86,7 @@ def test_inline_options_win_over_sitebeacon_toml(tmp_path: Path) -> None:
       script:
         mode: external"""
     project = make_project(tmp_path, options)
-    mkdocs_build(project)
+    build(mkdocs_command(), project)
     config = parse_config(
         {"endpoint": "https://stats.example.com/collect", "script": {"mode": "external"}}
     )
@@ -131,13 +115,9 @@ def test_config_file_option_is_relative_to_mkdocs_yml(tmp_path: Path) -> None:
         .replace("  - sitebeacon", "  - sitebeacon:\n      config_file: ci/beacon.toml")
     )
     # Run from elsewhere: the path must not depend on the working directory.
-    result = run_build(
-        [ssg_executable("mkdocs", "mkdocs"), "build", "-f", project / "mkdocs.yml"], tmp_path
-    )
-    built_ok(result)
+    build(mkdocs_command("-f", project / "mkdocs.yml"), tmp_path)
     module = build_module(Config(endpoint="/beacon", events=("leave",)))
-    for page in html_pages(project / "site").values():
-        assert_inline_module(page, module)
+    assert_module_in_every_page(project / "site", module)
 
 
 @pytest.mark.parametrize(
@@ -161,12 +141,9 @@ def test_bad_config_fails_the_build_naming_the_key(
     tmp_path: Path, options: str, toml: str | None, message: str
 ) -> None:
     project = make_project(tmp_path, options, toml)
-    result = run_build([ssg_executable("mkdocs", "mkdocs"), "build"], project)
-    assert result.returncode != 0
-    assert message in result.stdout
-    error_lines = [line for line in result.stdout.splitlines() if message in line]
-    assert len(error_lines) == 1 and "Traceback" not in result.stdout
-    assert_nothing_injected(project / "site")
+    log = failed_build(mkdocs_command(), project, project / "site")
+    error_lines = [line for line in log.splitlines() if message in line]
+    assert len(error_lines) == 1 and "Traceback" not in log
 
 
 def test_entry_point_and_old_import_path_name_the_same_plugin() -> None:

@@ -6,19 +6,18 @@ from pathlib import Path
 
 import pytest
 from ssg_builds import (
-    assert_inline_module,
-    assert_nothing_injected,
-    assert_same_except_injection,
-    built_ok,
+    Injected,
+    InjectedBuildChecks,
+    assert_module_in_every_page,
+    build,
     check_pings,
+    failed_build,
     html_pages,
-    run_build,
     ssg_executable,
 )
 
 from sitebeacon.config import Config
 from sitebeacon.site.generate import build_module
-from sitebeacon.site.inject import csp_hash, inline_script_tag
 
 INLINE = 'SITEBEACON = {"endpoint": "/hit", "ping": {"links": "outbound"}}\n'
 INLINE_CONFIG = Config(endpoint="/hit", ping_links="outbound")
@@ -59,9 +58,7 @@ def pelican_command() -> list[str | Path]:
 
 
 def pelican_build(project: Path) -> str:
-    result = run_build([*pelican_command(), "--verbose"], project)
-    built_ok(result)
-    return result.stdout
+    return build([*pelican_command(), "--verbose"], project)
 
 
 @pytest.fixture(scope="module")
@@ -72,56 +69,36 @@ def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def plugin_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Injected:
     # A sitebeacon.toml with another endpoint too: the inline SITEBEACON setting wins.
     project = make_project(tmp_path_factory.mktemp("plugin"), True, toml='endpoint = "/no"\n')
-    return project, pelican_build(project)
+    log = pelican_build(project)
+    names = frozenset({"index.html", "first-post.html", "second-post.html", "archives.html"})
+    return Injected(project / "output", build_module(INLINE_CONFIG), "/hit", log, names)
 
 
-def test_every_page_gets_exactly_one_module_in_its_head(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    pages = html_pages(project / "output")
-    assert {"index.html", "first-post.html", "second-post.html", "archives.html"} <= set(pages)
-    for page in pages.values():
-        assert_inline_module(page, build_module(INLINE_CONFIG))
+class TestInjectedBuild(InjectedBuildChecks):
+    """`pelican` with the plugin, against the same project built without it."""
 
 
 def test_the_new_module_path_works_as_a_plugin_name(tmp_path: Path) -> None:
     """`sitebeacon.plugins.pelican` (where the plugin lives) works as well as the old name."""
     project = make_project(tmp_path, True, name="sitebeacon.plugins.pelican")
     pelican_build(project)
-    tag = inline_script_tag(build_module(INLINE_CONFIG))
-    pages = html_pages(project / "output")
-    assert pages and all(page.count(tag) == 1 for page in pages.values())
+    assert_module_in_every_page(project / "output", build_module(INLINE_CONFIG))
 
 
-def test_outbound_links_get_ping_and_no_others(plugin_build: tuple[Path, str]) -> None:
-    project, _ = plugin_build
-    pages = html_pages(project / "output")
+def test_outbound_links_get_ping_and_no_others(injected: Injected) -> None:
+    pages = html_pages(injected.site)
     pinged = {name: check_pings(page, "/hit", "outbound") for name, page in pages.items()}
     assert b'<a ping="/hit" href="https://example.org/page?q=1">' in pages["first-post.html"]
     assert pinged["second-post.html"] > pinged["archives.html"]  # the spec link
 
 
-def test_output_minus_injection_is_what_pelican_wrote(
-    plain_site: dict[str, bytes], plugin_build: tuple[Path, str]
-) -> None:
-    project, _ = plugin_build
-    tag = inline_script_tag(build_module(INLINE_CONFIG))
-    assert_same_except_injection(plain_site, html_pages(project / "output"), tag, "/hit")
-
-
-def test_csp_hash_is_logged(plugin_build: tuple[Path, str]) -> None:
-    _, output = plugin_build
-    csp = f"Content-Security-Policy: script-src '{csp_hash(build_module(INLINE_CONFIG))}'"
-    assert csp in output
-
-
 def test_sitebeacon_toml_in_the_working_directory_applies(tmp_path: Path) -> None:
     project = make_project(tmp_path, True, settings="", toml='endpoint = "/from-toml"\n')
     pelican_build(project)
-    for page in html_pages(project / "output").values():
-        assert_inline_module(page, build_module(Config(endpoint="/from-toml")))
+    assert_module_in_every_page(project / "output", build_module(Config(endpoint="/from-toml")))
 
 
 @pytest.mark.parametrize(
@@ -137,9 +114,7 @@ def test_bad_config_fails_the_build_naming_the_key(
     tmp_path: Path, settings: str, toml: str | None, message: str
 ) -> None:
     project = make_project(tmp_path, True, settings, toml)
-    result = run_build(pelican_command(), project)
-    assert result.returncode != 0
+    log = failed_build(pelican_command(), project, project / "output")
     # The first line naming the problem is the plugin's own log record.
-    logged = [line for line in result.stdout.splitlines() if message in line]
+    logged = [line for line in log.splitlines() if message in line]
     assert logged and " ERROR    sitebeacon: " in logged[0]
-    assert_nothing_injected(project / "output")

@@ -6,19 +6,18 @@ from pathlib import Path
 
 import pytest
 from ssg_builds import (
-    assert_inline_module,
-    assert_nothing_injected,
-    assert_same_except_injection,
-    built_ok,
+    Injected,
+    InjectedBuildChecks,
+    assert_module_in_every_page,
+    build,
     check_pings,
+    failed_build,
     html_pages,
-    run_build,
     ssg_executable,
 )
 
 from sitebeacon.config import load_config
 from sitebeacon.site.generate import build_module
-from sitebeacon.site.inject import csp_hash, inline_script_tag
 
 BEACON_TOML = 'endpoint = "/b/collect"\nping.links = "all"\nevents = ["pageview", "leave"]\n'
 
@@ -49,14 +48,19 @@ def make_project(
     return root
 
 
-def sphinx_build(project: Path, *extra: str) -> str:
-    command = [ssg_executable("sphinx", "sphinx-build"), "-b", "html", *extra, ".", "_build"]
-    result = run_build(command, project)
-    built_ok(result)
-    return result.stdout
+def sphinx_command(builder: str = "html", out: str = "_build") -> list[str | Path]:
+    return [ssg_executable("sphinx", "sphinx-build"), "-b", builder, ".", out]
+
+
+def sphinx_build(project: Path) -> str:
+    return build(sphinx_command(), project)
 
 
 FILE_SETTING = 'sitebeacon_config_file = "beacon/sitebeacon.toml"\n'
+
+
+def module_for(project: Path) -> str:
+    return build_module(load_config(project / "beacon" / "sitebeacon.toml"))
 
 
 @pytest.fixture(scope="module")
@@ -67,52 +71,30 @@ def plain_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def ext_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Injected:
     project = make_project(tmp_path_factory.mktemp("ext"), True, FILE_SETTING)
-    return project, sphinx_build(project)
+    log = sphinx_build(project)
+    names = frozenset({"index.html", "guide/other.html", "genindex.html", "search.html"})
+    return Injected(project / "_build", module_for(project), "/b/collect", log, names)
 
 
-def module_for(project: Path) -> str:
-    return build_module(load_config(project / "beacon" / "sitebeacon.toml"))
-
-
-def test_every_page_gets_exactly_one_module_in_its_head(ext_build: tuple[Path, str]) -> None:
-    project, _ = ext_build
-    pages = html_pages(project / "_build")
-    assert {"index.html", "guide/other.html", "genindex.html", "search.html"} <= set(pages)
-    for page in pages.values():
-        assert_inline_module(page, module_for(project))
+class TestInjectedBuild(InjectedBuildChecks):
+    """`sphinx-build -b html` with the extension, against the same project built without it."""
 
 
 def test_the_new_module_path_works_as_an_extension_name(tmp_path: Path) -> None:
     """`sitebeacon.plugins.sphinx` (where the extension lives) works as well as the old name."""
     project = make_project(tmp_path, True, FILE_SETTING, name="sitebeacon.plugins.sphinx")
     sphinx_build(project)
-    tag = inline_script_tag(module_for(project))
-    pages = html_pages(project / "_build")
-    assert pages and all(page.count(tag) == 1 for page in pages.values())
+    assert_module_in_every_page(project / "_build", module_for(project))
 
 
-def test_links_get_ping_as_configured(ext_build: tuple[Path, str]) -> None:
-    project, _ = ext_build
-    pages = html_pages(project / "_build")
+def test_links_get_ping_as_configured(injected: Injected) -> None:
+    pages = html_pages(injected.site)
     for page in pages.values():
         check_pings(page, "/b/collect", "all")  # local links too; not mailto: or #fragment
     link = b'<a ping="/b/collect" class="reference external" href="https://example.org/page?q=1"'
     assert link in pages["index.html"]
-
-
-def test_output_minus_injection_is_what_sphinx_wrote(
-    plain_site: dict[str, bytes], ext_build: tuple[Path, str]
-) -> None:
-    project, _ = ext_build
-    tag = inline_script_tag(module_for(project))
-    assert_same_except_injection(plain_site, html_pages(project / "_build"), tag, "/b/collect")
-
-
-def test_csp_hash_is_logged(ext_build: tuple[Path, str]) -> None:
-    project, output = ext_build
-    assert f"Content-Security-Policy: script-src '{csp_hash(module_for(project))}'" in output
 
 
 def test_incremental_rebuild_keeps_one_module_and_follows_the_config(tmp_path: Path) -> None:
@@ -120,16 +102,14 @@ def test_incremental_rebuild_keeps_one_module_and_follows_the_config(tmp_path: P
     sphinx_build(project)
     (project / "beacon" / "sitebeacon.toml").write_text('endpoint = "/v2"\n')
     sphinx_build(project)  # no source changed: Sphinx rewrites no page, the plugin updates all
-    for page in html_pages(project / "_build").values():
-        assert_inline_module(page, module_for(project))
+    for page in assert_module_in_every_page(project / "_build", module_for(project)).values():
         assert b' ping="' not in page
 
 
 def test_other_builders_are_left_alone(tmp_path: Path) -> None:
     project = make_project(tmp_path, True, 'sitebeacon = {"endpont": "/x"}\n')
-    result = run_build([ssg_executable("sphinx", "sphinx-build"), "-b", "text", ".", "_t"], project)
-    built_ok(result)  # the bad setting only matters to HTML builds
-    assert "sitebeacon" not in result.stdout
+    log = build(sphinx_command("text", "_t"), project)  # the bad setting only matters to HTML
+    assert "sitebeacon" not in log
 
 
 @pytest.mark.parametrize(
@@ -155,10 +135,5 @@ def test_bad_config_fails_the_build_naming_the_key(
     project = make_project(tmp_path, True, settings)
     if toml is not None:
         (project / "sitebeacon.toml").write_text(toml)
-    command = [ssg_executable("sphinx", "sphinx-build"), "-b", "html", ".", "_build"]
-    result = run_build(command, project)
-    assert result.returncode != 0
-    assert f"sphinx.errors.ConfigError: sitebeacon: {message}" in result.stdout.replace(
-        f"{project}/", ""
-    )
-    assert_nothing_injected(project / "_build")
+    log = failed_build(sphinx_command(), project, project / "_build")
+    assert f"sphinx.errors.ConfigError: sitebeacon: {message}" in log.replace(f"{project}/", "")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from files import write
+from files import SAMPLE, write
 
 from sitebeacon.collect.server import running_receiver
 from sitebeacon.collect.stores import open_store
@@ -42,9 +42,6 @@ from sitebeacon.proof.verify import (
 from sitebeacon.site.build import build_site
 from sitebeacon.site.generate import build_module
 from sitebeacon.site.inject import inject_site
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "sample_site"
 
 # What Chromium really puts on the wire for each way of sending, as the receiver stored it:
 # (transport, encoding) -> (Content-Type, Sec-Fetch-Mode). Measured with Chromium 156; the same

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from files import run_cli, write
+from files import REPO, SAMPLE, run_cli, write
 
 from sitebeacon.config import Config
 from sitebeacon.errors import SitebeaconError
@@ -29,9 +29,6 @@ from sitebeacon.proof.verify import (
 from sitebeacon.site.build import build_site
 from sitebeacon.site.generate import build_module
 from sitebeacon.site.inject import inject_site
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "sample_site"
 
 
 def by_type(expected: list[Expected]) -> dict[str, Expected]:
@@ -256,7 +253,7 @@ def test_no_browser_on_path_says_how_to_install_one(
 
 
 def sitebeacon(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, cwd=ROOT, timeout=600)
+    return run_cli(*args, cwd=REPO, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -10,81 +10,51 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import postgres_schema
+from files import make_row
 
 from sitebeacon.collect.stores import open_store
-from sitebeacon.collect.types import Row
 from sitebeacon.report.export import export_records
 from sitebeacon.report.importer import import_lines
 
+FIREFOX_ON_LINUX = {
+    "visitor": "0123456789abcdef",
+    "browser": "Firefox 128",
+    "os": "Linux",
+    "device": "desktop",
+}
 ROWS = [
-    Row(
-        "p1",
-        "2024-05-01T12:00:00.123Z",
-        "pageview",
-        "https://a.example/ü",
-        "https://g/",
-        None,
-        "beacon",
-        "text/plain;charset=UTF-8",
-        "no-cors",
-        0,
-        1714564800123,
-        None,
-        False,
-        "0123456789abcdef",
-        "Firefox 128",
-        "Linux",
-        "desktop",
+    make_row(
+        "p1", url="https://a.example/ü", referrer="https://g/", ts=1714564800123, **FIREFOX_ON_LINUX
     ),
-    Row(
+    make_row(
         "l1",
-        "2024-05-01T12:00:09.999Z",
-        "leave",
-        "https://a.example/ü",
-        None,
-        None,
-        "fetchlater",
-        "text/plain",
-        "cors",
-        3,
-        None,
-        '{"visible_ms":9000,"retried":1}',
-        False,
-        "0123456789abcdef",
-        "Firefox 128",
-        "Linux",
-        "desktop",
+        received_at="2024-05-01T12:00:09.999Z",
+        type="leave",
+        url="https://a.example/ü",
+        transport="fetchlater",
+        content_type="text/plain",
+        fetch_mode="cors",
+        seq=3,
+        data='{"visible_ms":9000,"retried":1}',
+        **FIREFOX_ON_LINUX,
     ),
-    Row(
+    make_row(
         "b1",
-        "2024-05-02T00:00:00.000Z",
-        "pageview",
-        "https://a.example/",
-        None,
-        None,
-        None,
-        None,
-        None,
-        0,
-        None,
-        None,
-        True,
+        received_at="2024-05-02T00:00:00.000Z",
+        transport=None,
+        content_type=None,
+        fetch_mode=None,
+        bot=True,
     ),
-    Row(
+    make_row(
         "c1",
-        "2024-05-02T01:00:00.000Z",
-        "signup",
-        "https://a.example/",
-        None,
-        None,
-        "keepalive",
-        "application/json",
-        "cors",
-        0,
-        None,
-        '{"plan":"pro","n":[1,2.5,null]}',
-        False,
+        received_at="2024-05-02T01:00:00.000Z",
+        type="signup",
+        transport="keepalive",
+        content_type="application/json",
+        fetch_mode="cors",
+        data='{"plan":"pro","n":[1,2.5,null]}',
     ),
 ]
 
@@ -218,17 +188,7 @@ def test_import_drops_stale_summaries(tmp_path: Path) -> None:
 @pytest.mark.parametrize("direction", ["sqlite->postgres"])
 def test_migration_command_line(tmp_path: Path, direction: str) -> None:
     """The documented migration: `export --db sqlite... | import --db postgresql...`."""
-    base = os.environ.get("SITEBEACON_TEST_PG", "")
-    require(bool(base), "SITEBEACON_TEST_PG is not set (export it from .ci/postgres.sh)")
-    import uuid
-
-    import psycopg
-
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        pg = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    with postgres_schema() as pg:
         source = f"sqlite:///{tmp_path / 'source.db'}"
         with open_store(source) as store:
             store.add(ROWS)
@@ -243,6 +203,3 @@ def test_migration_command_line(tmp_path: Path, direction: str) -> None:
             capture_output=True,
         )
         assert exported(pg) == exported(source)
-    finally:
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")

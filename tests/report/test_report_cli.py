@@ -3,49 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from files import make_row
+from files import run_cli as run
+
 from sitebeacon.collect.stores import open_store
-from sitebeacon.collect.types import Row
 from sitebeacon.report.render import parse_period
-
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sitebeacon", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
 
 
 def fill(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     today = datetime.now(UTC)
     rows = [
-        Row(
+        make_row(
             f"p{n}",
-            (today - timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "pageview",
-            "https://a.example/",
-            None,
-            None,
-            "beacon",
-            None,
-            None,
-            0,
-            None,
-            None,
-            n == 3,
+            received_at=(today - timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            content_type=None,
+            fetch_mode=None,
+            bot=n == 3,
         )
         for n in range(40)
     ]

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from files import make_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -281,24 +282,13 @@ def _wipe(store: Any) -> None:
 def test_site_filter_and_empty_period(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open_store(url) as store:
-        base = Row(
+        base = make_row(
             "a",
-            "2024-05-02T10:00:00.000Z",
-            "pageview",
-            URLS[0],
-            None,
-            None,
-            "beacon",
-            None,
-            None,
-            0,
-            None,
-            None,
-            False,
-            "v",
-            None,
-            None,
-            None,
+            received_at="2024-05-02T10:00:00.000Z",
+            url=URLS[0],
+            content_type=None,
+            fetch_mode=None,
+            visitor="v",
         )
         store.add([base, base._replace(id="b", url=URLS[2])])
         only_b = build_report(store, Period(DAYS[3], DAYS[3]), Options(site="b.example"))

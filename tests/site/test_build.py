@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from files import tree, write
+from files import SAMPLE, tree, write
 
 from sitebeacon.cli import main
 from sitebeacon.config import Config
@@ -28,8 +28,6 @@ from sitebeacon.site.build import (
     split_front_matter,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "sample_site"
 SCRIPT_MARK = "data-sitebeacon"  # the attribute inject.py puts on its <script>
 
 LAYOUTS = {

@@ -141,23 +141,24 @@ def serve(recorder: Recorder) -> ThreadingHTTPServer:
     return server
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[Recorder]:
+def serving() -> Iterator[Recorder]:
+    """A recording server for the module's tests, shut down after them."""
     recorder = Recorder()
     server = serve(recorder)
     yield recorder
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Recorder]:
+    yield from serving()
 
 
 @pytest.fixture(scope="module")
 def elsewhere() -> Iterator[Recorder]:
     """Another origin (another port) for outbound links to land on."""
-    recorder = Recorder()
-    server = serve(recorder)
-    yield recorder
-    server.shutdown()
-    server.server_close()
+    yield from serving()
 
 
 @pytest.fixture(scope="module")

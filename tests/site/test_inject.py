@@ -505,28 +505,30 @@ def test_cli_inject_on_a_missing_dir_exits_2_with_one_line(
     assert err == f"sitebeacon: {tmp_path / 'missing'}: no such directory\n"
 
 
-def test_cli_bad_config_exits_2_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def cli_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """make_site's pages in tmp_path/site, run from tmp_path (where sitebeacon.toml is read)."""
     site = tmp_path / "site"
     site.mkdir()
     make_site(site)
-    before = snapshot(site)
-    (tmp_path / "sitebeacon.toml").write_text('endpoint = "/c"\n[ping]\nlinkz = "all"\n')
     monkeypatch.chdir(tmp_path)
+    return site
+
+
+def test_cli_bad_config_exits_2_and_writes_nothing(
+    cli_site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = cli_site
+    before = snapshot(site)
+    (site.parent / "sitebeacon.toml").write_text('endpoint = "/c"\n[ping]\nlinkz = "all"\n')
     assert main(["inject", str(site)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "ping.linkz" in err
     assert snapshot(site) == before
 
 
-def test_cli_inject_prints_the_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    make_site(site)
-    monkeypatch.chdir(tmp_path)
+def test_cli_inject_prints_the_summary(cli_site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = cli_site
     assert main(["inject", str(site)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"injected 3 of 3 pages in {site} (0 already up to date)"

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -39,6 +36,7 @@ from sitebeacon.proof.engines.base import (
     link_selector,
 )
 from sitebeacon.proof.engines.processes import executable_version
+from sitebeacon.proof.engines.remote import RemoteBrowser
 
 if TYPE_CHECKING:
     from sitebeacon.proof.scenarios import Scenario
@@ -117,65 +115,34 @@ class CdpError(Exception):
     """An error answer from Chromium over CDP."""
 
 
-class RawChromium:
+class RawChromium(RemoteBrowser):
     """A Chromium process of our own, driven over its DevTools WebSocket."""
 
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self._profile = Path(tempfile.mkdtemp(prefix="sitebeacon-chromium-"))
-        self._process: subprocess.Popen[bytes] | None = None
-        self._socket: Any = None
-        self._reader: asyncio.Task[None] | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+    name = "chromium"
+    protocol = "remote debugging"
+    closed = CdpError
 
-    async def start(self, timeout: float = 30) -> None:
-        from websockets.asyncio.client import connect
-
-        profile = self._profile
-        self._process = subprocess.Popen(
-            [
-                self.executable,
-                "--headless",
-                *LAUNCH_ARGS,
-                "--remote-debugging-port=0",
-                f"--user-data-dir={profile}",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "about:blank",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    async def launch(self) -> None:
+        await self.spawn(
+            "--headless",
+            *LAUNCH_ARGS,
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "about:blank",
         )
+
+    async def address(self) -> str:
         # Chromium writes the port it picked, then the browser endpoint's path, to this file.
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
+        active = self.profile / "DevToolsActivePort"
         while True:
             lines = active.read_text().split() if active.is_file() else []
             if len(lines) >= 2:
-                break
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                await self.close()
-                raise SitebeaconError(f"{self.executable} did not start (remote debugging)")
+                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+            if self.process is None or self.process.returncode is not None:
+                raise SitebeaconError(f"{self.executable} did not start ({self.protocol})")
             await asyncio.sleep(0.05)
-        self._socket = await connect(f"ws://127.0.0.1:{lines[0]}{lines[1]}", max_size=None)
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self._socket:
-                message = json.loads(raw)
-                waiter = self._waiting.pop(message.get("id", -1), None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message)
-                elif "method" in message:
-                    for listener in list(self._listeners):
-                        listener(message)
-        for waiter in self._waiting.values():
-            if not waiter.done():
-                waiter.set_exception(CdpError("the browser connection closed"))
 
     async def call(
         self,
@@ -184,46 +151,23 @@ class RawChromium:
         session: str | None = None,
         timeout: float = 60,
     ) -> dict[str, Any]:
-        number = next(self._ids)
-        message: dict[str, Any] = {"id": number, "method": method, "params": params or {}}
+        message: dict[str, Any] = {"method": method, "params": params or {}}
         if session is not None:
             message["sessionId"] = session
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[number] = waiter
-        await self._socket.send(json.dumps(message))
-        answer = await asyncio.wait_for(waiter, timeout)
+        answer = await self.send(message, timeout)
         if "error" in answer:
             raise CdpError(f"{method}: {answer['error'].get('message', answer['error'])}")
         result: dict[str, Any] = answer.get("result", {})
         return result
 
     def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        self._listeners.append(listener)
+        self.listeners.append(listener)
 
     async def close(self) -> None:
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self.call("Browser.close", timeout=5)
-            with contextlib.suppress(Exception):
-                await self._socket.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        # Chromium's helper processes may still write to the profile for a moment after exit.
-        for _ in range(50):
-            shutil.rmtree(self._profile, ignore_errors=True)
-            if not self._profile.exists():
-                break
-            await asyncio.sleep(0.1)
+        await super().close()
 
 
 # --- tabs ----------------------------------------------------------------------------------
@@ -364,8 +308,7 @@ class ChromiumEngine(Engine):
         self._raw: RawChromium | None = None
 
     def version(self) -> str:
-        version = executable_version(self.executable)
-        return self.executable + (f" ({version})" if version else "")
+        return executable_version(self.executable)
 
     async def start(self) -> None:
         self._manager = _async_playwright()()

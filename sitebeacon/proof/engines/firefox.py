@@ -14,27 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from sitebeacon.errors import SitebeaconError
 from sitebeacon.proof.engines import FEATURES
 from sitebeacon.proof.engines.base import DriverError, Engine, Outcome, Ready, Tab, link_selector
 from sitebeacon.proof.engines.processes import (
-    end_group,
     executable_version,
     find_executable,
     group_processes,
     kill_processes,
 )
+from sitebeacon.proof.engines.remote import RemoteBrowser
 
 if TYPE_CHECKING:
     from sitebeacon.proof.scenarios import Scenario
@@ -97,90 +93,50 @@ def find_firefox() -> str:
     return find_executable(FIREFOX_NAMES, "firefox-esr", "Firefox")
 
 
-class Firefox:
+class Firefox(RemoteBrowser):
     """One Firefox process and its BiDi session."""
 
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.process: asyncio.subprocess.Process | None = None
-        self.profile = Path(tempfile.mkdtemp(prefix="sitebeacon-firefox-"))
-        self._socket: Any = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+    name = "firefox"
+    protocol = "WebDriver BiDi"
+    closed = DriverError
 
-    async def start(self, timeout: float = 60) -> None:
-        from websockets.asyncio.client import connect
-
+    async def launch(self) -> None:
         (self.profile / "user.js").write_text(
             "".join(f'user_pref("{k}", {json.dumps(v)});\n' for k, v in PREFS.items())
         )
-        self.process = await asyncio.create_subprocess_exec(
-            self.executable,
+        await self.spawn(
             "--headless",
             "--remote-debugging-port",
             "0",
             "--profile",
             str(self.profile),
             "--no-remote",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=dict(os.environ, MOZ_CRASHREPORTER_DISABLE="1"),
-            start_new_session=True,  # its own process group: content processes die with it
         )
-        try:
-            address = await asyncio.wait_for(self._address(), timeout)
-            self._socket = await connect(address + "/session", max_size=None, open_timeout=30)
-        except BaseException:
-            await self.close()
-            raise
-        self._tasks.append(asyncio.create_task(self._read()))
-        await self.call("session.new", {"capabilities": {"alwaysMatch": {}}})
-        await self.call("session.subscribe", {"events": ["log.entryAdded"]})
 
-    async def _address(self) -> str:
+    async def address(self) -> str:
         assert self.process is not None and self.process.stderr is not None
         stream = self.process.stderr
         while True:
             line = await stream.readline()
             if not line:
-                raise SitebeaconError(f"{self.executable} exited before serving WebDriver BiDi")
+                raise SitebeaconError(f"{self.executable} exited before serving {self.protocol}")
             found = _LISTENING.search(line)
             if found is not None:
                 self._tasks.append(asyncio.create_task(_drain(stream)))
-                return found.group(1).decode()
+                return found.group(1).decode() + "/session"
 
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self._socket:
-                message = json.loads(raw)
-                waiter = self._waiting.pop(message.get("id", -1), None)
-                if waiter is not None and not waiter.done():
-                    if message.get("type") == "error":
-                        error = f"{message.get('error')}: {message.get('message')}"
-                        waiter.set_exception(DriverError(error))
-                    else:
-                        waiter.set_result(message.get("result", {}))
-                elif message.get("type") == "event":
-                    for listener in list(self.listeners):
-                        listener(message)
-        for waiter in self._waiting.values():
-            if not waiter.done():
-                waiter.set_exception(DriverError("the Firefox connection closed"))
+    async def start(self, timeout: float = 60) -> None:
+        await super().start(timeout)
+        await self.call("session.new", {"capabilities": {"alwaysMatch": {}}})
+        await self.call("session.subscribe", {"events": ["log.entryAdded"]})
 
     async def call(self, method: str, params: dict[str, Any], timeout: float = 60) -> Any:
-        if self._socket is None:
-            raise DriverError("Firefox is not running")
-        number = next(self._ids)
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[number] = waiter
-        await self._socket.send(json.dumps({"id": number, "method": method, "params": params}))
-        try:
-            return await asyncio.wait_for(waiter, timeout)
-        finally:
-            self._waiting.pop(number, None)
+        answer = await self.send({"method": method, "params": params}, timeout)
+        if answer.get("type") == "error":
+            raise DriverError(f"{answer.get('error')}: {answer.get('message')}")
+        return answer.get("result", {})
 
     def content_processes(self) -> list[int]:
         """The web content processes (`firefox-esr -contentproc -isForBrowser ... tab`).
@@ -203,17 +159,6 @@ class Firefox:
         if self.process is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.process.wait(), timeout)
-
-    async def close(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(Exception):
-                await self._socket.close()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        await end_group(self.process)
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -341,8 +286,7 @@ class FirefoxEngine(Engine):
         self._browser: Firefox | None = None
 
     def version(self) -> str:
-        version = executable_version(self.executable)
-        return self.executable + (f" ({version})" if version else "")
+        return executable_version(self.executable)
 
     async def start(self) -> None:
         self._browser = await self._launch()

@@ -1,5 +1,5 @@
-"""Process bookkeeping the Firefox and WebKit drivers share: each browser runs in a process
-group of its own, so a crash can be caused in its content processes and nothing outlives it."""
+"""Process bookkeeping the drivers share: each browser runs in a process group of its own, so a
+crash can be caused in its content processes and nothing outlives it."""
 
 from __future__ import annotations
 
@@ -28,21 +28,37 @@ def find_executable(names: tuple[str, ...], package: str, what: str) -> str:
 
 
 def executable_version(executable: str) -> str:
-    """`Chromium 156.0...`, `Mozilla Firefox 153.0...`: what `--version` prints, or "" when the
-    program will not say (a report still runs without it)."""
+    """`/usr/bin/chromium (Chromium 156.0...)`: the program and what its `--version` prints,
+    or the program alone when it will not say (a report still runs without it)."""
     try:
         result = subprocess.run(
             [executable, "--version"], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip()
+        return executable
+    version = result.stdout.strip()
+    return f"{executable} ({version})" if version else executable
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+async def start_group(
+    *argv: str, env: dict[str, str] | None = None, stderr: int = subprocess.DEVNULL
+) -> asyncio.subprocess.Process:
+    """`argv` as the leader of a process group of its own: the browser's helper processes join
+    it, so `group_processes` finds them and `end_group` ends them all."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def group_processes(group: int) -> list[tuple[int, list[str]]]:

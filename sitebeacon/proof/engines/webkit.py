@@ -37,6 +37,7 @@ from sitebeacon.proof.engines.processes import (
     free_port,
     group_processes,
     kill_processes,
+    start_group,
 )
 
 if TYPE_CHECKING:
@@ -92,15 +93,8 @@ class WebDriver:
         env.pop("WAYLAND_DISPLAY", None)
         env.setdefault("WEBKIT_DISABLE_COMPOSITING_MODE", "1")  # no GPU under Xvfb
         env.setdefault("LIBGL_ALWAYS_SOFTWARE", "1")
-        self.process = await asyncio.create_subprocess_exec(
-            self.executable,
-            f"--port={self.port}",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # MiniBrowser and its WebKit processes join this group
-        )
+        # MiniBrowser and its WebKit processes join this process group.
+        self.process = await start_group(self.executable, f"--port={self.port}", env=env)
         deadline = time.monotonic() + timeout
         while True:
             try:
