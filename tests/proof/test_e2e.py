@@ -507,6 +507,92 @@ def test_spa_navigation(engine: tuple[str, str | None], tmp_path: Path, order: s
     assert len({row["id"] for row in leaves}) == len(leaves)
 
 
+# --- full-page visits: one leave each, no secret, nothing for an ignored visitor -------------
+
+PAGES_START = "/a/?email=a%40b.c&utm_source=news#access_token=xyz"
+
+
+async def _two_pages(tab: Tab, plan: SitePlan, outcome: Outcome, ready: Ready) -> None:
+    """Follow the start page's link to a second page by a real click, then close the tab."""
+    await tab.click("/b/")
+    await tab.wait_url(lambda now: urlsplit(now).path == "/b/")
+    await ready(plan.url("/b/"), 1)
+    await tab.close()
+
+
+async def _ignored(tab: Tab, plan: SitePlan, outcome: Outcome, ready: Ready) -> None:
+    """The site's owner sets the ignore flag, then visits both pages the same way."""
+    await tab.evaluate("localStorage.sitebeacon_ignore = '1'")
+    await tab.click("/a/?utm_source=ignored")
+    await tab.wait_url(lambda now: urlsplit(now).path == "/a/")
+    await tab.click("/b/")
+    await tab.wait_url(lambda now: urlsplit(now).path == "/b/")
+    await asyncio.sleep(0.5)
+    await tab.close()
+
+
+TWO_PAGES = Scenario(0, "a full-page link, then a tab close", _two_pages)
+IGNORED = Scenario(0, "the ignore flag, then two pages", _ignored)
+
+
+async def _visits(
+    engine: str, chromium: str | None, base: str, read: Callable[[], list[dict[str, Any]]]
+) -> Outcome:
+    outcome = Outcome()
+    path_ready = _path_ready(read, 15)
+
+    async def ready(url: str, pageviews: int) -> None:
+        if urlsplit(url).path != "/flag.html":  # (a page without the module sends nothing)
+            await path_ready(url, pageviews)
+
+    plan = SitePlan(base, "/a/", "/b/", "/b/", None)
+    async with make_engine(engine, ready, browser=chromium) as driver:
+        async with driver.open(TWO_PAGES, base + PAGES_START, outcome) as tab:
+            await TWO_PAGES.drive(tab, plan, outcome, ready)
+        async with driver.open(IGNORED, base + "/flag.html", outcome) as tab:
+            await IGNORED.drive(tab, plan, outcome, ready)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and sum(r["type"] == "leave" for r in read()) < 2:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # late copies, or the ignored visit's, would show up as extra rows
+    return outcome
+
+
+def test_full_page_visits_one_leave_each_no_secret_and_nothing_ignored(
+    engine: tuple[str, str | None], tmp_path: Path
+) -> None:
+    """What issue 11 checks in every engine: a page view per page and exactly one leave per
+    visit, no secret of the start URL in any stored URL, and nothing at all from a browser
+    where the site's owner set the ignore flag."""
+    name, chromium = engine
+    with served(tmp_path) as (site, base, endpoint, collect_db):
+        write(site / "a/index.html", '<!doctype html><title>a</title><a href="/b/">b</a>')
+        write(site / "b/index.html", "<!doctype html><title>b</title><p>b")
+        config = Config(endpoint=endpoint)
+        inject_site(site, config, build_module(config))
+        write(site / "flag.html", '<!doctype html><a href="/a/?utm_source=ignored">a</a>')
+        with open_store(collect_db) as store:
+            outcome = asyncio.run(_visits(name, chromium, base, store.records))
+            rows = store.records()
+    assert outcome.page_errors == [] and outcome.failures == [], outcome
+    for row in rows:
+        for field_name in ("url", "referrer", "target"):
+            value = str(row.get(field_name) or "")
+            assert not any(secret in value for secret in SECRETS), row
+    assert sorted((row["type"], urlsplit(row["url"]).path) for row in rows) == [
+        ("leave", "/a/"),
+        ("leave", "/b/"),
+        ("pageview", "/a/"),
+        ("pageview", "/b/"),
+    ], rows  # the ignored visit (utm_source=ignored) stored nothing
+    views = {urlsplit(row["url"]).path: row for row in rows if row["type"] == "pageview"}
+    assert views["/a/"]["url"] == base + "/a/?utm_source=news"
+    assert views["/b/"]["referrer"] == views["/a/"]["url"]
+    leaves = [row for row in rows if row["type"] == "leave"]
+    assert len({row["id"] for row in leaves}) == 2
+    assert all(row["data"]["visible_ms"] > 0 for row in leaves)
+
+
 def test_a_ping_stores_no_secret_of_the_page_url(chromium: str, tmp_path: Path) -> None:
     # Chromium sends Ping-From with the page's whole address (query and fragment included);
     # what the receiver stores keeps only the default kept parameters.
