@@ -16,7 +16,7 @@
     let newId = () => now().toString(36) + crypto.getRandomValues(new Uint32Array(2)).join("");
     let bare = (host) => host.replace(/^www\./, "");
     let own = (url) => bare(url.host) == bare(loc.host);
-    let click = (event, link) => { link = event.composedPath().find((node) => /^http/.test(node.protocol)); link && event.button < 2 && !own(link) && !link.ping && send({v: 1, id: newId(), type: "outbound", url: route, ts: now(), target: link.href.slice(0, 2048).replace(/%.?$/, "")}) };
+    let click = (event, link) => { link = event.composedPath().find((node) => /^http/.test(node.protocol)); link && event.button < 2 && !own(link) && !link.ping && send({v: 1, id: newId(), type: "outbound", url: route, ts: now(), target: clean(link.href)}) };
     on("click", click);
     on("auxclick", click);
     let route, visitId, seq, shown, since, sent;

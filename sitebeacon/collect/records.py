@@ -146,8 +146,10 @@ def private_url(url: str, keep: tuple[str, ...] = PING_KEEP_QUERY) -> str:
     """`url` without its fragment and without the query parameters not in `keep`, as the client
     module cleans the URLs it sends ([privacy] keep_query). For `Ping-From`, which the browser
     makes from the page's full address: a page at `/app/?email=...#access_token=...` must not
-    store either through a ping. The receiver does not know a site's own list, so it keeps the
-    default one (and verify's mark); the parameters it keeps are kept byte for byte."""
+    store either through a ping. `Ping-To` too, as the module cleans a link's target (a share
+    link made from the page's address carries its secrets). The receiver does not know a site's
+    own list, so it keeps the default one (and verify's mark); the parameters it keeps are kept
+    byte for byte."""
     url, _, _ = url.partition("#")
     base, question, query = url.partition("?")
     if not question:
@@ -173,7 +175,7 @@ def ping_row(ping_from: str | None, ping_to: str | None, meta: Meta) -> Row:
         type="outbound",
         url=private_url(ping_from),
         referrer=None,
-        target=ping_to,
+        target=private_url(ping_to),
         transport="ping",
         content_type=meta.content_type,
         fetch_mode=meta.fetch_mode,

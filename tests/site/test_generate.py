@@ -169,7 +169,7 @@ SIZE_CONFIGS = {
 }  # fmt: skip
 ISSUE_BUDGET = {"default": 950, "every feature": 1600, "beacon, leave": 450}
 # What the module measures today (README "Size"), so that it cannot grow unnoticed.
-CEILING = {"default": 1319, "every feature": 1576, "beacon, leave": 945}
+CEILING = {"default": 1313, "every feature": 1577, "beacon, leave": 945}
 # Below what the issue's own behaviour needs (README "Size": a module written by hand for the
 # purpose, bench/size.py, is 1,081 and 905 bytes): a strict xfail, which fails the day it is met.
 OVER_BUDGET = pytest.mark.xfail(strict=True, reason="README 'Size': below the hand-written floor")
