@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
-from files import write
+from files import SAMPLE, write
 
 from sitebeacon.config import (
+    DOWNLOADS_KEYS,
     ENCODINGS,
     EVENTS,
+    PING_KEYS,
+    PRIVACY_KEYS,
+    SCRIPT_KEYS,
+    TOP_KEYS,
     TRANSPORTS,
     Config,
     ConfigError,
@@ -269,3 +275,15 @@ extensions = ["pdf", "7z"]
         "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref"
     )  # fmt: skip
     assert "pdf" in defaults.download_extensions and "pptx" in defaults.download_extensions
+
+
+def test_the_sample_config_writes_out_every_key_at_its_default() -> None:
+    # sample_site/sitebeacon.toml says it is the defaults with every key visible: keep it so.
+    path = SAMPLE / "sitebeacon.toml"
+    assert load_config(path) == Config()
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert sorted(data) == sorted(TOP_KEYS)
+    tables = {"ping": PING_KEYS, "script": SCRIPT_KEYS, "privacy": PRIVACY_KEYS}
+    tables["downloads"] = DOWNLOADS_KEYS
+    for table, keys in tables.items():
+        assert sorted(data[table]) == sorted(keys), table
