@@ -13,11 +13,10 @@ Run: python bench/size.py
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 from sitebeacon.config import Config
-from sitebeacon.site.generate import module_sizes
+from sitebeacon.site.generate import gzip_size, module_sizes
 from sitebeacon.site.minify import minify_js
 
 FLOORS = Path(__file__).with_name("size_floor")
@@ -45,11 +44,6 @@ CONFIGS: dict[str, tuple[Config, int, str]] = {
         "",
     ),
 }
-
-
-def gzip_size(text: str) -> int:
-    """gzip -9 bytes of `text`, as module_sizes measures the module."""
-    return len(gzip.compress(text.encode(), compresslevel=9, mtime=0))
 
 
 def main() -> None:

@@ -45,8 +45,9 @@ VERIFY_PARAM = "sitebeacon-verify"
 """The query parameter `sitebeacon verify` marks each scenario's page with (`?sitebeacon-verify=
 <run>-<scenario>`), to tell the stored records of its scenarios apart."""
 PING_KEEP_QUERY = (*DEFAULT_KEEP_QUERY, VERIFY_PARAM)
-"""What the receiver keeps of an `<a ping>`'s `Ping-From` query, the one URL the client module
-never cleans: the default list (the receiver does not know a site's own) and verify's mark."""
+"""What the receiver keeps of the query of an `<a ping>`'s `Ping-From` and `Ping-To`, the URLs
+the browser makes and the client module cannot clean: the default list (the receiver does not
+know a site's own) and verify's mark."""
 
 ENCODINGS = ("text", "json", "form")
 """How the client encodes a body: JSON as text/plain, JSON as application/json, a form."""

@@ -142,19 +142,19 @@ def parse_body(kind: str, body: bytes, meta: Meta) -> Parsed:
     return _check([value], meta, batch=False)
 
 
-def private_url(url: str, keep: tuple[str, ...] = PING_KEEP_QUERY) -> str:
-    """`url` without its fragment and without the query parameters not in `keep`, as the client
-    module cleans the URLs it sends ([privacy] keep_query). For `Ping-From`, which the browser
-    makes from the page's full address: a page at `/app/?email=...#access_token=...` must not
-    store either through a ping. `Ping-To` too, as the module cleans a link's target (a share
-    link made from the page's address carries its secrets). The receiver does not know a site's
-    own list, so it keeps the default one (and verify's mark); the parameters it keeps are kept
-    byte for byte."""
+def private_url(url: str) -> str:
+    """`url` without its fragment and without the query parameters not in PING_KEEP_QUERY, as
+    the client module cleans the URLs it sends ([privacy] keep_query). For `Ping-From`, which
+    the browser makes from the page's full address: a page at `/app/?email=...#access_token=...`
+    must not store either through a ping. `Ping-To` too, as the module cleans a link's target (a
+    share link made from the page's address carries its secrets). The receiver does not know a
+    site's own list, so it keeps the default one (and verify's mark); the parameters it keeps
+    are kept byte for byte."""
     url, _, _ = url.partition("#")
     base, question, query = url.partition("?")
     if not question:
         return url
-    kept = [part for part in query.split("&") if part.partition("=")[0] in keep]
+    kept = [part for part in query.split("&") if part.partition("=")[0] in PING_KEEP_QUERY]
     return f"{base}?{'&'.join(kept)}" if kept else base
 
 
